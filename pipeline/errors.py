@@ -1,0 +1,44 @@
+"""Errors meant for people: each names the file, the field and what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PodarchiveError(Exception):
+    """A problem a producer can fix, located in a file and (where it applies) a field."""
+
+    def __init__(self, path: Path | str, field: str | None, message: str):
+        super().__init__(path, field, message)
+        self.path = Path(path)
+        self.field = field
+        self.message = message
+
+    def located(self, root: Path | None = None) -> str:
+        """The message with its path shown relative to ``root`` when it lies inside it."""
+        shown = self.path
+        if root is not None:
+            try:
+                shown = self.path.resolve().relative_to(Path(root).resolve())
+            except ValueError:
+                pass
+        parts = [str(shown)]
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def __str__(self) -> str:
+        return self.located()
+
+
+class InvalidFile(PodarchiveError):
+    """Every problem found in one file, so a producer can fix them all in one pass."""
+
+    def __init__(self, problems: list[PodarchiveError]):
+        first = problems[0]
+        super().__init__(first.path, first.field, first.message)
+        self.problems = problems
+
+    def located(self, root: Path | None = None) -> str:
+        return "\n".join(problem.located(root) for problem in self.problems)

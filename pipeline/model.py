@@ -1,0 +1,140 @@
+"""The data that flows between stages, and its JSON form."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+TRANSCRIPT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class Word:
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    speaker: str = ""
+    language: str = ""
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class Transcript:
+    episode: str
+    language: str
+    duration: float
+    model: str
+    options: dict[str, Any]
+    audio_sha256: str
+    segments: list[Segment]
+    reviewed: bool = False
+    podarchive_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": TRANSCRIPT_SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Transcript:
+        fields = {key: value for key, value in data.items() if key != "schema_version"}
+        fields["segments"] = [
+            Segment(**{**seg, "words": [Word(**word) for word in seg.get("words", [])]})
+            for seg in data["segments"]
+        ]
+        return cls(**fields)
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment.text.strip() for segment in self.segments).strip()
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    role: str = "guest"
+    channel: int | None = None
+    href: str | None = None
+    img: str | None = None
+
+
+@dataclass(frozen=True)
+class Chapter:
+    start: float
+    title: str
+    url: str | None = None
+
+
+@dataclass
+class Episode:
+    slug: str
+    folder: Path
+    title: str
+    date: dt.date
+    audio: str
+    description: str = ""
+    language: str = "auto"
+    glossary: list[str] = field(default_factory=list)
+    season: int | None = None
+    number: int | None = None
+    status: str = "public"
+    embargo_until: dt.date | None = None
+    redact: list[str] = field(default_factory=list)
+    restrict: list[tuple[float, float]] = field(default_factory=list)
+    persons: list[Person] = field(default_factory=list)
+    chapters: list[Chapter] = field(default_factory=list)
+    guid: str | None = None
+    explicit: bool = False
+    image: str | None = None
+
+    @property
+    def audio_path(self) -> Path:
+        return self.folder / self.audio
+
+    @property
+    def transcript_path(self) -> Path:
+        return self.folder / "transcript.json"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.folder / "episode.toml"
+
+
+@dataclass
+class Archive:
+    root: Path
+    title: str
+    description: str
+    author: str
+    language: str
+    base_url: str
+    owner: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    categories: list[str] = field(default_factory=list)
+    explicit: bool = False
+    license: str | None = None
+    glossary: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)
+    model: str | None = None
+    episodes: list[Episode] = field(default_factory=list)
+    # Episodes whose metadata could not be read: the others still go through the run.
+    problems: list[Exception] = field(default_factory=list)
+
+    @property
+    def episodes_dir(self) -> Path:
+        return self.root / "episodes"
+
+    def episode(self, slug: str) -> Episode:
+        for episode in self.episodes:
+            if episode.slug == slug:
+                return episode
+        raise KeyError(slug)

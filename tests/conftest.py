@@ -1,0 +1,54 @@
+import re
+import shutil
+from pathlib import Path
+
+import jiwer
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCES = Path(__file__).resolve().parent / "data" / "references"
+
+
+def normalise(text: str) -> str:
+    """Lowercase, punctuation to spaces, single spaces: the WER convention of shared/audio."""
+    text = text.lower().replace("\u2019", "'")
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    return jiwer.wer(normalise(reference), normalise(hypothesis))
+
+
+def reference(name: str) -> str:
+    return (REFERENCES / name).read_text(encoding="utf-8")
+
+
+def copy_archive(target: Path, slugs: list[str] | None = None) -> Path:
+    """A copy of the bundled archive (or some of its episodes) without derived files."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "archive.toml", target / "archive.toml")
+    for folder in sorted((REPO / "episodes").iterdir()):
+        if folder.is_dir() and (slugs is None or folder.name in slugs):
+            shutil.copytree(folder, target / "episodes" / folder.name,
+                            ignore=shutil.ignore_patterns("transcript.json"))
+    return target
+
+
+@pytest.fixture(autouse=True)
+def _model_cache(tmp_path_factory, monkeypatch):
+    """Tests share one model cache of their own, never the user's."""
+    monkeypatch.setenv("PODARCHIVE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def transcribed_archive(tmp_path_factory):
+    """The bundled archive after one `podarchive run`: each clip is transcribed once per test run."""
+    root = copy_archive(tmp_path_factory.mktemp("bundled"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PODARCHIVE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        result = CliRunner().invoke(cli, ["--archive", str(root), "run"])
+    assert result.exit_code == 0, result.output
+    return root, result

@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from pipeline import embedded_model
+from pipeline.embedded_model import EMBEDDED_SHA256, model_identity, resolve_model
+from pipeline.errors import PodarchiveError
+from pipeline.storage import sha256_file
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PODARCHIVE_CACHE_DIR", str(tmp_path / "cache"))
+    embedded_model._embedded_model_dir.cache_clear()
+    yield tmp_path / "cache"
+    embedded_model._embedded_model_dir.cache_clear()
+
+
+def test_embedded_model_is_joined_into_the_cache_and_verified(fresh_cache):
+    location = resolve_model(None)
+    assert location.startswith(str(fresh_cache))
+    folder = fresh_cache / "models" / f"whisper-base-{EMBEDDED_SHA256[:12]}"
+    assert sha256_file(folder / "model.bin") == EMBEDDED_SHA256
+    config = json.loads((folder / "config.json").read_text())
+    assert config["alignment_heads"]  # word timestamps need them
+    assert {p.name for p in folder.iterdir()} == {
+        "model.bin", "config.json", "tokenizer.json", "vocabulary.json"}
+
+
+def test_a_corrupted_cache_is_joined_again(fresh_cache):
+    resolve_model(None)
+    model_bin = next(fresh_cache.glob("models/*/model.bin"))
+    with open(model_bin, "r+b") as damaged:
+        damaged.write(b"\0" * 64)
+    embedded_model._embedded_model_dir.cache_clear()
+    resolve_model(None)
+    assert sha256_file(model_bin) == EMBEDDED_SHA256
+
+
+def test_model_option_accepts_a_folder_or_a_name(tmp_path):
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    with pytest.raises(PodarchiveError, match="no model.bin"):
+        resolve_model(str(folder))
+    (folder / "model.bin").write_bytes(b"")
+    assert resolve_model(str(folder)) == str(folder.resolve())
+    assert model_identity(str(folder)) == str(folder.resolve())
+    assert resolve_model("large-v3") == "large-v3"  # faster-whisper fetches it when online
+    assert model_identity(None) == model_identity("embedded:whisper-base")

@@ -1,0 +1,186 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import copy_archive, reference, word_error_rate
+from pipeline.archive import load_archive
+from pipeline.cli import cli
+from pipeline.model import Transcript
+from pipeline.transcribe import TranscribeOptions, decoding_options, hotwords, transcribe_archive
+
+
+def load(root: Path, slug: str) -> Transcript:
+    data = json.loads((root / "episodes" / slug / "transcript.json").read_text(encoding="utf-8"))
+    assert data["schema_version"] == 1
+    return Transcript.from_json(data)
+
+
+def test_glossary_is_the_archives_then_the_episodes(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=["eric-joanis-readalongs", "kennedy-inaugural-1961"])
+    toml = root / "archive.toml"
+    toml.write_text(toml.read_text("utf-8").replace("glossary = []", 'glossary = ["podarchive", "CNRC"]'), "utf-8")
+    archive = load_archive(root)
+    joanis = archive.episode("eric-joanis-readalongs")
+    assert hotwords(archive, joanis) == ["podarchive", "CNRC", "Éric Joanis", "Nunavut",
+                                         "inuktitut", "hansard", "ReadAlong-Studio"]
+    # A name belongs to its episode: Kennedy's episode gets only the archive-wide words.
+    assert hotwords(archive, archive.episode("kennedy-inaugural-1961")) == ["podarchive", "CNRC"]
+    options = decoding_options(archive, joanis, TranscribeOptions())
+    assert options["language"] == "fr" and options["vad_filter"] is True
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("slug, ref, ceiling", [
+    ("kennedy-inaugural-1961", "jfk.txt", 0.05),
+    ("conservateur-des-eaux-et-forets", "leopard-fr.txt", 0.05),
+    ("eric-joanis-readalongs", "ej-fra.txt", 0.12),
+])
+def test_word_error_rate(transcribed_archive, slug, ref, ceiling):
+    root, _ = transcribed_archive
+    transcript = load(root, slug)
+    wer = word_error_rate(reference(ref), transcript.text)
+    print(f"{slug}: WER {wer:.3f}")
+    assert wer <= ceiling, transcript.text
+
+
+@pytest.mark.model
+def test_code_switching_episode_keeps_both_languages(transcribed_archive):
+    root, _ = transcribed_archive
+    transcript = load(root, "mit-licence-en-de")
+    assert transcript.options["language"] == "auto"
+    english_half = " ".join(w.text for s in transcript.segments for w in s.words if w.start < 29.5)
+    wer = word_error_rate(reference("multilingual.en.txt"), english_half)
+    print(f"multilingual English half: WER {wer:.3f}")
+    assert wer <= 0.10
+    german = [s for s in transcript.segments if s.start > 30]
+    assert german and all(s.language == "de" for s in german)
+    assert "Software" in " ".join(s.text for s in german)
+    assert {s.language for s in transcript.segments if s.end < 29} == {"en"}
+
+
+@pytest.mark.model
+def test_stereo_channels_give_two_speakers_in_time_order(transcribed_archive):
+    root, _ = transcribed_archive
+    transcript = load(root, "two-voices-stereo")
+    by_speaker = {}
+    for segment in transcript.segments:
+        by_speaker.setdefault(segment.speaker, []).append(segment.text)
+    assert set(by_speaker) == {"Left speaker", "Right speaker"}
+    assert word_error_rate(reference("stereo_diarization.left.txt"), " ".join(by_speaker["Left speaker"])) <= 0.1
+    assert word_error_rate(reference("stereo_diarization.right.txt"), " ".join(by_speaker["Right speaker"])) <= 0.1
+    starts = [segment.start for segment in transcript.segments]
+    assert starts == sorted(starts)
+
+
+@pytest.mark.model
+def test_word_times_are_ordered_and_inside_their_segment(transcribed_archive):
+    root, _ = transcribed_archive
+    counted = 0
+    for folder in sorted((root / "episodes").iterdir()):
+        transcript = load(root, folder.name)
+        assert transcript.segments, folder.name
+        assert 0 < transcript.duration
+        for segment in transcript.segments:
+            assert 0 <= segment.start <= segment.end <= transcript.duration + 0.05
+            previous_end = segment.start
+            for word in segment.words:
+                assert word.start <= word.end, (folder.name, word)
+                assert segment.start <= word.start and word.end <= segment.end, (folder.name, word)
+                assert word.start >= previous_end, (folder.name, word)
+                previous_end = word.end
+                counted += 1
+    assert counted > 250
+
+
+@pytest.mark.model
+def test_transcript_records_what_it_was_made_from(transcribed_archive):
+    root, _ = transcribed_archive
+    transcript = load(root, "eric-joanis-readalongs")
+    assert transcript.model == "embedded:whisper-base"
+    assert transcript.options["hotwords"][0] == "Éric Joanis"
+    assert len(transcript.audio_sha256) == 64
+    assert transcript.language == "fr" and not transcript.reviewed
+    assert all(s.speaker == "Éric Joanis" for s in transcript.segments)  # the sole person
+    assert all(s.speaker == "" for s in load(root, "mit-licence-en-de").segments)  # nobody listed
+
+
+def snapshot(root: Path) -> dict:
+    return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.model
+def test_second_run_transcribes_nothing_and_changes_no_file(transcribed_archive):
+    root, first = transcribed_archive
+    assert first.stdout.count(": transcribed") == 5
+    before = snapshot(root)
+    second = CliRunner().invoke(cli, ["--archive", str(root), "run"])
+    assert second.exit_code == 0, second.output
+    assert second.stdout.count(": up-to-date") == 5 and "transcribed" not in second.stdout
+    after = snapshot(root)
+    after.pop(str(root / ".podarchive.lock"), None)
+    before.pop(str(root / ".podarchive.lock"), None)
+    assert after == before
+
+
+@pytest.fixture
+def small_archive(tmp_path):
+    return copy_archive(tmp_path / "small", slugs=["conservateur-des-eaux-et-forets"])
+
+
+@pytest.mark.model
+def test_reviewed_transcript_is_never_overwritten(small_archive):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--archive", str(small_archive), "transcribe"]).exit_code == 0
+    path = small_archive / "episodes/conservateur-des-eaux-et-forets/transcript.json"
+    data = json.loads(path.read_text("utf-8"))
+    data["reviewed"] = True
+    data["segments"][0]["text"] = "Corrigé à la main."
+    path.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    before = path.read_bytes()
+    result = runner.invoke(cli, ["--archive", str(small_archive), "transcribe", "--force"])
+    assert result.exit_code == 0
+    assert "reviewed" in result.stdout
+    assert path.read_bytes() == before
+
+
+@pytest.mark.model
+def test_changed_options_or_force_transcribe_again(small_archive):
+    runner = CliRunner()
+    path = small_archive / "episodes/conservateur-des-eaux-et-forets/transcript.json"
+    assert "transcribed" in runner.invoke(cli, ["--archive", str(small_archive), "transcribe"]).stdout
+    assert "up-to-date" in runner.invoke(cli, ["--archive", str(small_archive), "transcribe"]).stdout
+    result = runner.invoke(cli, ["--archive", str(small_archive), "transcribe", "--beam-size", "2"])
+    assert "transcribed" in result.stdout
+    assert json.loads(path.read_text("utf-8"))["options"]["beam_size"] == 2
+    result = runner.invoke(cli, ["--archive", str(small_archive), "transcribe", "--beam-size", "2", "--force"])
+    assert "transcribed" in result.stdout
+
+
+@pytest.mark.model
+def test_one_bad_episode_does_not_stop_the_others(small_archive):
+    broken = small_archive / "episodes/broken-audio"
+    shutil.copytree(small_archive / "episodes/conservateur-des-eaux-et-forets", broken)
+    (broken / "leopard-fr.wav").write_bytes(b"RIFF not really a wave file")
+    (small_archive / "episodes/Bad_Slug").mkdir()
+    (small_archive / "episodes/Bad_Slug/episode.toml").write_text('title = "x"\n', "utf-8")
+    result = CliRunner().invoke(cli, ["--archive", str(small_archive), "run"])
+    assert result.exit_code == 1
+    assert "conservateur-des-eaux-et-forets: transcribed" in result.stdout
+    assert "episodes/broken-audio/leopard-fr.wav: audio:" in result.stderr
+    assert "episodes/Bad_Slug: slug:" in result.stderr
+    assert not (broken / "transcript.json").exists()
+
+
+@pytest.mark.model
+def test_progress_counts_seconds_of_audio(small_archive):
+    archive = load_archive(small_archive)
+    totals, advances = [], []
+    outcomes = transcribe_archive(archive, archive.episodes, on_start=totals.append,
+                                  progress=advances.append)
+    assert [o.status for o in outcomes] == ["transcribed"]
+    assert totals == [pytest.approx(6.672, abs=0.01)]
+    assert sum(advances) == pytest.approx(totals[0], abs=0.01)
+    assert all(step >= 0 for step in advances)
