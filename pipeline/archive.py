@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import InvalidFile, PodarchiveError
 from .model import Archive, Chapter, Episode, Person
@@ -24,6 +26,10 @@ ROLES = ("host", "guest", "interviewer", "narrator")
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _URL = re.compile(r"https?://[^\s/]+[^\s]*")
+
+
+class _Invalid(Exception):
+    """A value that breaks the contract; its message says how."""
 
 
 class _Reader:
@@ -48,7 +54,7 @@ class _Reader:
             return default
         try:
             return check(self.table[key])
-        except ValueError as error:
+        except _Invalid as error:
             self.problem(key, str(error))
             return default
 
@@ -60,14 +66,14 @@ class _Reader:
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be non-empty text, got {value!r}")
+        raise _Invalid(f"must be non-empty text, got {value!r}")
     return value
 
 
 def _language(value: Any) -> str:
     value = _text(value)
     if value != "auto" and not _LANGUAGE.fullmatch(value):
-        raise ValueError(f'not a language code such as "fr", "en" or "auto": {value!r}')
+        raise _Invalid(f'not a language code such as "fr", "en" or "auto": {value!r}')
     return value
 
 
@@ -81,37 +87,37 @@ def _date(value: Any) -> dt.date:
             return dt.date.fromisoformat(value)
         except ValueError:
             pass
-    raise ValueError(f'not a date (use YYYY-MM-DD): "{value}"')
+    raise _Invalid(f'not a date (use YYYY-MM-DD): "{value}"')
 
 
 def _url(value: Any) -> str:
     value = _text(value)
     if not _URL.fullmatch(value):
-        raise ValueError(f"not an absolute http(s) URL: {value!r}")
+        raise _Invalid(f"not an absolute http(s) URL: {value!r}")
     return value
 
 
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
+        raise _Invalid(f"must be true or false, got {value!r}")
     return value
 
 
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be a whole number from 1 up, got {value!r}")
+        raise _Invalid(f"must be a whole number from 1 up, got {value!r}")
     return value
 
 
 def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"must be a number of seconds from 0 up, got {value!r}")
+        raise _Invalid(f"must be a number of seconds from 0 up, got {value!r}")
     return float(value)
 
 
 def _text_list(value: Any) -> list[str]:
     if not isinstance(value, list):
-        raise ValueError(f"must be a list of text, got {value!r}")
+        raise _Invalid(f"must be a list of text, got {value!r}")
     for item in value:
         _text(item)
     return list(value)
@@ -120,7 +126,7 @@ def _text_list(value: Any) -> list[str]:
 def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}; got {value!r}")
+            raise _Invalid(f"must be one of {', '.join(choices)}; got {value!r}")
         return value
 
     return check
@@ -154,7 +160,7 @@ def load_archive(root: Path | str) -> Archive:
         author=reader.get("author", _text, required=True),
         language=reader.get("language", _language, required=True),
         base_url=reader.get("base_url", _url, required=True),
-        owner=reader.get("owner", lambda value: _owner(path, value), default={}),
+        owner=reader.get("owner", _owner, default={}),
         image=reader.get("image", _text),
         categories=reader.get("categories", _text_list, default=[]),
         explicit=reader.get("explicit", _boolean, default=False),
@@ -182,13 +188,13 @@ def load_archive(root: Path | str) -> Archive:
     return archive
 
 
-def _owner(path: Path, value: Any) -> dict[str, str]:
+def _owner(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise ValueError('must be a table such as {name = "…", email = "…"}')
+        raise _Invalid('must be a table such as {name = "…", email = "…"}')
     unknown = set(value) - {"name", "email"}
     if unknown:
-        raise ValueError(f"unknown key {sorted(unknown)[0]!r} (allowed: name, email)")
-    for key, item in value.items():
+        raise _Invalid(f"unknown key {min(unknown)!r} (allowed: name, email)")
+    for item in value.values():
         _text(item)
     return dict(value)
 
@@ -239,24 +245,24 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
 def _audio(folder: Path, value: Any) -> str:
     value = _text(value)
     if Path(value).name != value:
-        raise ValueError(f"must be a file name inside the episode folder, got {value!r}")
+        raise _Invalid(f"must be a file name inside the episode folder, got {value!r}")
     if Path(value).suffix.lower() not in AUDIO_SUFFIXES:
-        raise ValueError(f"{value!r} is not a supported audio file ({', '.join(AUDIO_SUFFIXES)})")
+        raise _Invalid(f"{value!r} is not a supported audio file ({', '.join(AUDIO_SUFFIXES)})")
     if not (folder / value).is_file():
-        raise ValueError(f"audio file not found: {folder / value}")
+        raise _Invalid(f"audio file not found: {folder / value}")
     return value
 
 
 def _spans(value: Any) -> list[tuple[float, float]]:
     if not isinstance(value, list):
-        raise ValueError("must be a list of [start, end] pairs in seconds")
+        raise _Invalid("must be a list of [start, end] pairs in seconds")
     spans = []
     for item in value:
         if not (isinstance(item, list) and len(item) == 2):
-            raise ValueError(f"each entry must be [start, end] in seconds, got {item!r}")
+            raise _Invalid(f"each entry must be [start, end] in seconds, got {item!r}")
         start, end = _seconds(item[0]), _seconds(item[1])
         if end <= start:
-            raise ValueError(f"end must come after start in {item!r}")
+            raise _Invalid(f"end must come after start in {item!r}")
         spans.append((start, end))
     return spans
 
@@ -291,7 +297,7 @@ def _persons(reader: _Reader) -> list[Person]:
 
 def _channel(value: Any) -> int:
     if value not in (1, 2) or isinstance(value, bool):
-        raise ValueError(f"must be 1 (left) or 2 (right), got {value!r}")
+        raise _Invalid(f"must be 1 (left) or 2 (right), got {value!r}")
     return value
 
 
@@ -307,6 +313,6 @@ def _chapters(reader: _Reader) -> list[Chapter]:
         reader.problems.extend(sub.problems)
         chapters.append(chapter)
     starts = [chapter.start for chapter in chapters if chapter.start is not None]
-    if starts != sorted(starts):
+    if any(earlier > later for earlier, later in pairwise(starts)):
         reader.problem("chapters", "chapters must be listed in order of their start time")
     return chapters

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock, Timeout
 
 from .archive import load_archive
 from .errors import PodarchiveError
 from .model import Archive
-from .transcribe import Outcome, TranscribeOptions, plan, read_transcript, transcribe_archive
+from .transcribe import (
+    DEFAULT_OPTIONS,
+    Outcome,
+    TranscribeOptions,
+    plan,
+    read_transcript,
+    transcribe_archive,
+)
 
 LOCK_FILE = ".podarchive.lock"
 
@@ -61,7 +68,7 @@ def check(root: Path) -> RunReport:
 
 def transcribe(
     root: Path,
-    options: TranscribeOptions = TranscribeOptions(),
+    options: TranscribeOptions = DEFAULT_OPTIONS,
     *,
     slugs: list[str] | None = None,
     force: bool = False,
@@ -81,7 +88,7 @@ def transcribe(
 
 def run(
     root: Path,
-    options: TranscribeOptions = TranscribeOptions(),
+    options: TranscribeOptions = DEFAULT_OPTIONS,
     *,
     force: bool = False,
     on_start: Callable[[float], None] | None = None,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -38,6 +38,9 @@ class TranscribeOptions:
     beam_size: int = 10
     vad: bool = True
     compute_type: str = "int8"
+
+
+DEFAULT_OPTIONS = TranscribeOptions()
 
 
 @dataclass
@@ -104,7 +107,8 @@ class _LazyModel:
                     location, device="cpu", compute_type=self.compute_type,
                     cpu_threads=os.cpu_count() or 1,
                 )
-            except Exception as error:  # faster-whisper raises bare errors from hub and ctranslate2
+            # faster-whisper passes on whatever the hub client or CTranslate2 raises.
+            except Exception as error:  # noqa: BLE001
                 raise PodarchiveError(
                     location, "--model",
                     f"cannot load the model ({error}); offline, pass a local model folder",
@@ -129,7 +133,7 @@ def plan(archive: Archive, slugs: Iterable[str] | None = None) -> list[Episode]:
 def transcribe_archive(
     archive: Archive,
     episodes: list[Episode],
-    options: TranscribeOptions = TranscribeOptions(),
+    options: TranscribeOptions = DEFAULT_OPTIONS,
     *,
     force: bool = False,
     on_start: Callable[[float], None] | None = None,
@@ -248,7 +252,7 @@ def _tracks(episode: Episode, opts: dict) -> list[tuple[str, np.ndarray]]:
             return [(by_channel.get(str(n), ""), samples) for n, samples in ((1, left), (2, right))
                     if str(n) in by_channel]
         samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
-    except Exception as error:  # PyAV raises many kinds of decoding errors
+    except Exception as error:  # noqa: BLE001 - PyAV raises many kinds of decoding error
         raise PodarchiveError(path, "audio", f"cannot decode the recording ({error})") from None
     # Only a sole listed person can be named without diarization; otherwise leave it empty.
     speaker = episode.persons[0].name if len(episode.persons) == 1 else ""

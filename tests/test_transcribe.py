@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import copy_archive, reference, word_error_rate
+
 from pipeline.archive import load_archive
 from pipeline.cli import cli
 from pipeline.model import Transcript
