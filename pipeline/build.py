@@ -21,6 +21,7 @@ from .transcribe import (
 )
 
 LOCK_FILE = ".podarchive.lock"
+LOCK_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -39,13 +40,9 @@ class RunReport:
         return not self.failures
 
 
-def archive_lock(root: Path, timeout: float = 10) -> FileLock:
-    """One writer per archive: two runs interleaving writes could mix their outputs."""
-    return FileLock(str(Path(root) / LOCK_FILE), timeout=timeout)
-
-
-def locked(root: Path):
-    lock = archive_lock(root)
+def locked(root: Path) -> FileLock:
+    """The archive's lock, held: two runs interleaving writes could mix their outputs."""
+    lock = FileLock(str(Path(root) / LOCK_FILE), timeout=LOCK_TIMEOUT_SECONDS)
     try:
         lock.acquire()
     except Timeout:

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, copy_archive
 
 from pipeline.archive import load_archive, load_episode
 from pipeline.cli import cli
 from pipeline.errors import InvalidFile, PodarchiveError
+
+from conftest import REPO, copy_archive
 
 GOOD = """\
 title = "Mon savoir est valide"

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import copy_archive, reference, word_error_rate
 
 from pipeline.archive import load_archive
 from pipeline.cli import cli
 from pipeline.model import Transcript
 from pipeline.transcribe import TranscribeOptions, decoding_options, hotwords, transcribe_archive
+
+from conftest import copy_archive, reference, word_error_rate
 
 
 def load(root: Path, slug: str) -> Transcript:

@@ -1,0 +1,51 @@
+import subprocess
+import sys
+
+from click.testing import CliRunner
+from filelock import FileLock
+
+from pipeline import build
+from pipeline.cli import cli
+
+from conftest import REPO, copy_archive
+
+
+def test_python_dash_m_pipeline_is_the_cli():
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--help"], cwd=REPO,
+                            capture_output=True, text=True, check=True)
+    for command in ("check", "transcribe", "run"):
+        assert command in result.stdout
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    for command in ("check", "transcribe", "run"):
+        result = runner.invoke(cli, [command, "--help"])
+        assert result.exit_code == 0
+        assert len(result.output.splitlines()) > 3
+
+
+def test_unknown_slug_is_an_error(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
+    result = CliRunner().invoke(cli, ["--archive", str(root), "transcribe", "no-such-episode"])
+    assert result.exit_code == 1
+    assert "episodes/no-such-episode: no such valid episode" in result.stderr
+
+
+def test_a_model_folder_without_weights_is_named(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
+    (tmp_path / "empty-model").mkdir()
+    result = CliRunner().invoke(cli, ["--archive", str(root), "transcribe",
+                                      "--model", str(tmp_path / "empty-model")])
+    assert result.exit_code == 1
+    assert "empty-model: --model: folder has no model.bin" in result.stderr
+    assert not (root / "episodes/kennedy-inaugural-1961/transcript.json").exists()
+
+
+def test_a_second_run_waits_for_the_first_then_says_why(tmp_path, monkeypatch):
+    root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
+    monkeypatch.setattr(build, "LOCK_TIMEOUT_SECONDS", 0.1)
+    with FileLock(str(root / build.LOCK_FILE)):
+        result = CliRunner().invoke(cli, ["--archive", str(root), "run"])
+    assert result.exit_code == 1
+    assert "another podarchive run holds this archive" in result.stderr
