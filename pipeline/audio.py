@@ -6,8 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 
 from .errors import PodarchiveError
+from .model import Episode
+
+SAMPLE_RATE = 16000  # what whisper listens at
 
 
 @dataclass(frozen=True)
@@ -41,3 +45,26 @@ def _decoded_duration(container: av.container.InputContainer) -> float:
     for frame in container.decode(audio=0):
         samples += frame.samples
     return samples / rate
+
+
+def speaker_tracks(episode: Episode, sample_rate: int = SAMPLE_RATE) -> list[tuple[str, np.ndarray]]:
+    """(speaker, mono samples) to transcribe: one per stereo channel that a person is
+    recorded on, or else the whole mix, named after the sole listed person if there is one."""
+    from faster_whisper import decode_audio
+
+    path = episode.audio_path
+    by_channel = {p.channel: p.name for p in episode.persons if p.channel is not None}
+    if by_channel and probe(path).channels != 2:
+        raise PodarchiveError(episode.metadata_path, "persons",
+                              "persons name stereo channels but the recording is not stereo")
+    try:
+        if by_channel:
+            channels = decode_audio(str(path), sampling_rate=sample_rate, split_stereo=True)
+            return [(by_channel[n], samples) for n, samples in enumerate(channels, 1)
+                    if n in by_channel]
+        samples = decode_audio(str(path), sampling_rate=sample_rate)
+    except Exception as error:  # noqa: BLE001 - PyAV raises many kinds of decoding error
+        raise PodarchiveError(path, "audio", f"cannot decode the recording ({error})") from None
+    # Only a sole listed person can be named without diarization; otherwise leave it empty.
+    speaker = episode.persons[0].name if len(episode.persons) == 1 else ""
+    return [(speaker, samples)]

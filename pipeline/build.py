@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .align import align_archive
 from .archive import load_archive
 from .errors import PodarchiveError
-from .model import Archive
-from .transcribe import (
-    DEFAULT_OPTIONS,
-    Outcome,
-    TranscribeOptions,
-    plan,
-    read_transcript,
-    transcribe_archive,
-)
+from .formats import render_archive
+from .model import Archive, Outcome, read_transcript
+from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
 
 LOCK_FILE = ".podarchive.lock"
 LOCK_TIMEOUT_SECONDS = 10.0
@@ -28,11 +24,12 @@ LOCK_TIMEOUT_SECONDS = 10.0
 class RunReport:
     archive: Archive
     problems: list[PodarchiveError] = field(default_factory=list)
-    transcribed: list[Outcome] = field(default_factory=list)
+    stages: dict[str, list[Outcome]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[PodarchiveError]:
-        failed = [o.error for o in self.transcribed if o.status == "failed" and o.error]
+        failed = [outcome.error for outcomes in self.stages.values() for outcome in outcomes
+                  if outcome.status == "failed" and outcome.error is not None]
         return [*self.problems, *failed]
 
     @property
@@ -51,13 +48,17 @@ def locked(root: Path) -> FileLock:
     return lock
 
 
+def _load(root: Path) -> RunReport:
+    archive = load_archive(root)
+    return RunReport(archive, problems=list(archive.problems))
+
+
 def check(root: Path) -> RunReport:
     """Every problem in the archive's metadata and transcripts, without changing anything."""
-    archive = load_archive(root)
-    report = RunReport(archive, problems=list(archive.problems))
-    for episode in archive.episodes:
+    report = _load(root)
+    for episode in report.archive.episodes:
         try:
-            read_transcript(episode)
+            read_transcript(episode.transcript_path)
         except PodarchiveError as error:
             report.problems.append(error)
     return report
@@ -74,12 +75,27 @@ def transcribe(
 ) -> RunReport:
     """Transcribe the named episodes (all when none) that are stale."""
     with locked(root):
-        archive = load_archive(root)
-        report = RunReport(archive, problems=list(archive.problems))
-        report.transcribed = transcribe_archive(
-            archive, plan(archive, slugs), options,
+        report = _load(root)
+        report.stages["transcribe"] = transcribe_archive(
+            report.archive, plan(report.archive, slugs), options,
             force=force, on_start=on_start, progress=progress,
         )
+    return report
+
+
+def align(root: Path, *, slugs: list[str] | None = None) -> RunReport:
+    """Re-time the words of transcripts edited since they were last timed."""
+    with locked(root):
+        report = _load(root)
+        report.stages["align"] = align_archive(plan(report.archive, slugs))
+    return report
+
+
+def render(root: Path, *, today: dt.date | None = None) -> RunReport:
+    """Write the captions and transcripts of every publishable episode into feed/."""
+    with locked(root):
+        report = _load(root)
+        report.stages["render"] = render_archive(report.archive, today or dt.date.today())
     return report
 
 
@@ -88,8 +104,17 @@ def run(
     options: TranscribeOptions = DEFAULT_OPTIONS,
     *,
     force: bool = False,
+    today: dt.date | None = None,
     on_start: Callable[[float], None] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> RunReport:
-    """The whole job over every episode, incrementally: for now, validate and transcribe."""
-    return transcribe(root, options, force=force, on_start=on_start, progress=progress)
+    """The whole job over every episode, each stage skipping what is up to date."""
+    with locked(root):
+        report = _load(root)
+        archive = report.archive
+        report.stages["transcribe"] = transcribe_archive(
+            archive, archive.episodes, options, force=force, on_start=on_start, progress=progress,
+        )
+        report.stages["align"] = align_archive(archive.episodes)
+        report.stages["render"] = render_archive(archive, today or dt.date.today())
+    return report

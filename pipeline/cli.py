@@ -52,12 +52,18 @@ def _fail(error: PodarchiveError, root: Path) -> None:
 
 
 def _print_report(report: build.RunReport, root: Path) -> None:
-    for outcome in report.transcribed:
-        if outcome.status == "failed":
-            continue
-        detail = f" ({outcome.message})" if outcome.message else ""
-        seconds = f" {outcome.seconds:.1f} s" if outcome.status == "transcribed" else ""
-        click.echo(f"{outcome.slug}: {outcome.status}{seconds}{detail}")
+    """One line per thing done, one per stage for what was already up to date."""
+    for stage, outcomes in report.stages.items():
+        unchanged = 0
+        for outcome in outcomes:
+            if outcome.status == "up-to-date":
+                unchanged += 1
+            elif outcome.status != "failed":
+                detail = f" ({outcome.message})" if outcome.message else ""
+                seconds = f" {outcome.seconds:.1f} s" if outcome.seconds else ""
+                click.echo(f"{stage} {outcome.slug}: {outcome.status}{seconds}{detail}")
+        if unchanged:
+            click.echo(f"{stage}: {unchanged} episode(s) up to date")
     failures = report.failures
     for error in failures:
         click.echo(f"error: {error.located(root)}", err=True)
@@ -131,6 +137,40 @@ def transcribe(ctx, slugs, model, language, beam_size, force) -> None:
         _fail(error, root)
     finally:
         progress.close()
+    _print_report(report, root)
+
+
+@cli.command()
+@click.argument("slugs", nargs=-1)
+@click.pass_context
+def align(ctx, slugs) -> None:
+    """Re-time the words of transcripts edited by hand (all, or the SLUGS given).
+
+    Word times are made ordered and positive, kept inside their segment, and a word
+    stretched over the silence after it ends where its sound ends.
+    """
+    root = _archive_root(ctx)
+    try:
+        report = build.align(root, slugs=list(slugs))
+    except PodarchiveError as error:
+        _fail(error, root)
+    _print_report(report, root)
+
+
+@cli.command()
+@click.pass_context
+def render(ctx) -> None:
+    """Write captions and transcripts of every publishable episode into feed/episodes/.
+
+    Per episode: transcript.vtt (captions, with speakers), transcript.srt,
+    transcript.txt, transcript.json (Podcasting 2.0) and transcript.html (an accessible
+    page). Episodes that are restricted, embargoed or not yet released are withdrawn.
+    """
+    root = _archive_root(ctx)
+    try:
+        report = build.render(root)
+    except PodarchiveError as error:
+        _fail(error, root)
     _print_report(report, root)
 
 

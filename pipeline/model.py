@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .errors import PodarchiveError
 
 TRANSCRIPT_SCHEMA_VERSION = 1
 
@@ -40,6 +44,8 @@ class Transcript:
     segments: list[Segment]
     reviewed: bool = False
     podarchive_version: str = ""
+    # Digest of the words as podarchive last timed them: a mismatch means someone edited them.
+    timing_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": TRANSCRIPT_SCHEMA_VERSION, **asdict(self)}
@@ -56,6 +62,33 @@ class Transcript:
     @property
     def text(self) -> str:
         return " ".join(segment.text.strip() for segment in self.segments).strip()
+
+    def words_digest(self) -> str:
+        words = [[s.speaker, [[w.text, w.start, w.end] for w in s.words]] for s in self.segments]
+        return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode()).hexdigest()
+
+
+def read_transcript(path: Path) -> Transcript | None:
+    """The transcript at ``path``, None if there is none, or an error naming what is wrong."""
+    if not path.exists():
+        return None
+    try:
+        return Transcript.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PodarchiveError(path, "syntax", f"not valid JSON: {error}") from None
+    except (KeyError, TypeError, AttributeError) as error:
+        raise PodarchiveError(path, "segments", f"not a podarchive transcript: {error}") from None
+
+
+@dataclass
+class Outcome:
+    """What a stage did with one episode, for the report at the end of a run."""
+
+    slug: str
+    status: str  # e.g. transcribed, up-to-date, reviewed, aligned, rendered, withdrawn, failed
+    message: str = ""
+    seconds: float = 0.0
+    error: PodarchiveError | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from . import __version__
-from .align import clean_word_times
-from .audio import probe
+from .align import SpeechActivity, clean_word_times
+from .audio import SAMPLE_RATE, probe, speaker_tracks
 from .embedded_model import model_identity, resolve_model
 from .errors import PodarchiveError
-from .model import Archive, Episode, Segment, Transcript, Word
+from .model import Archive, Episode, Outcome, Segment, Transcript, Word, read_transcript
 from .storage import atomic_write_json, sha256_file
 
-SAMPLE_RATE = 16000
 # Segments shorter than this carry too little speech for a trustworthy language guess.
 _MIN_DETECTION_SECONDS = 2.0
 
@@ -43,15 +39,6 @@ class TranscribeOptions:
 DEFAULT_OPTIONS = TranscribeOptions()
 
 
-@dataclass
-class Outcome:
-    slug: str
-    status: str  # transcribed | up-to-date | reviewed | failed
-    message: str = ""
-    seconds: float = 0.0
-    error: PodarchiveError | None = field(default=None, repr=False)
-
-
 def hotwords(archive: Archive, episode: Episode) -> list[str]:
     """The archive's glossary then the episode's, once each: names the model should know."""
     return list(dict.fromkeys([*archive.glossary, *episode.glossary]))
@@ -75,18 +62,6 @@ def is_up_to_date(existing: Transcript, audio_sha256: str, model: str, opts: dic
         and existing.model == model
         and existing.options == opts
     )
-
-
-def read_transcript(episode: Episode) -> Transcript | None:
-    path = episode.transcript_path
-    if not path.exists():
-        return None
-    try:
-        return Transcript.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PodarchiveError(path, "syntax", f"not valid JSON: {error}") from None
-    except (KeyError, TypeError) as error:
-        raise PodarchiveError(path, "segments", f"not a podarchive transcript: {error}") from None
 
 
 class _LazyModel:
@@ -151,7 +126,7 @@ def transcribe_archive(
     todo: list[tuple[Episode, str, dict, float]] = []
     for episode in episodes:
         try:
-            existing = read_transcript(episode)
+            existing = read_transcript(episode.transcript_path)
             if existing is not None and existing.reviewed:
                 outcomes.append(Outcome(episode.slug, "reviewed",
                                         "reviewed by a producer: never overwritten"))
@@ -192,7 +167,7 @@ def transcribe_episode(
     progress: Progress | None = None,
 ) -> Transcript:
     """Run faster-whisper on one episode (each stereo channel apart when persons say so)."""
-    tracks = _tracks(episode, opts)
+    tracks = speaker_tracks(episode, SAMPLE_RATE)
     duration = len(tracks[0][1]) / SAMPLE_RATE
     language = None if opts["language"] == "auto" else opts["language"]
     detected = language
@@ -211,60 +186,50 @@ def transcribe_episode(
             hotwords=", ".join(opts["hotwords"]) or None,
         )
         done = 0.0
+        track_segments = []
         for found_segment in found:
             segment = _segment(found_segment, speaker)
             if segment.words:
-                segments.append(segment)
+                track_segments.append(segment)
             if progress:
                 progress((found_segment.end - done) / len(tracks))
             done = found_segment.end
         if progress:
             progress((duration - done) / len(tracks))
+        segments.extend(clean_word_times(track_segments, SpeechActivity(samples, SAMPLE_RATE)))
         detected = detected or info.language
     segments.sort(key=lambda segment: (segment.start, segment.end))
     for number, segment in enumerate(segments):
         segment.id = number
         segment.language = language or _segment_language(whisper, tracks, segment, detected)
-    return Transcript(
+    transcript = Transcript(
         episode=episode.slug,
         language=detected or "",
         duration=round(duration, 3),
         model=model_id,
         options=opts,
         audio_sha256=audio_sha256,
-        segments=clean_word_times(segments),
+        segments=segments,
         podarchive_version=__version__,
     )
-
-
-def _tracks(episode: Episode, opts: dict) -> list[tuple[str, np.ndarray]]:
-    """(speaker, 16 kHz mono samples) to transcribe: one per channel, or the whole mix."""
-    from faster_whisper import decode_audio
-
-    path = episode.audio_path
-    by_channel = opts["channels"]
-    if by_channel and probe(path).channels != 2:
-        raise PodarchiveError(episode.metadata_path, "persons",
-                              "persons name stereo channels but the recording is not stereo")
-    try:
-        if by_channel:
-            left, right = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=True)
-            return [(by_channel.get(str(n), ""), samples) for n, samples in ((1, left), (2, right))
-                    if str(n) in by_channel]
-        samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
-    except Exception as error:  # noqa: BLE001 - PyAV raises many kinds of decoding error
-        raise PodarchiveError(path, "audio", f"cannot decode the recording ({error})") from None
-    # Only a sole listed person can be named without diarization; otherwise leave it empty.
-    speaker = episode.persons[0].name if len(episode.persons) == 1 else ""
-    return [(speaker, samples)]
+    transcript.timing_sha256 = transcript.words_digest()
+    return transcript
 
 
 def _segment(found, speaker: str) -> Segment:
-    words = [
-        Word(text=w.word.strip(), start=round(w.start, 3), end=round(w.end, 3),
-             probability=round(w.probability, 4))
-        for w in (found.words or []) if w.word.strip()
-    ]
+    words: list[Word] = []
+    for found_word in found.words or []:
+        text = found_word.word
+        # Whisper starts each word with a space; a piece without one continues the
+        # previous word, as French elisions do ("m" + "'appelle").
+        if words and text[:1] not in ("", " "):
+            words[-1].text += text.strip()
+            words[-1].end = round(found_word.end, 3)
+            words[-1].probability = round(min(words[-1].probability, found_word.probability), 4)
+        elif text.strip():
+            words.append(Word(text=text.strip(), start=round(found_word.start, 3),
+                              end=round(found_word.end, 3),
+                              probability=round(found_word.probability, 4)))
     return Segment(id=found.id, start=round(found.start, 3), end=round(found.end, 3),
                    text=found.text.strip(), speaker=speaker, words=words)
 

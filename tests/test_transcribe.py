@@ -119,7 +119,9 @@ def test_second_run_transcribes_nothing_and_changes_no_file(transcribed_archive)
     before = snapshot(root)
     second = CliRunner().invoke(cli, ["--archive", str(root), "run"])
     assert second.exit_code == 0, second.output
-    assert second.stdout.count(": up-to-date") == 5 and "transcribed" not in second.stdout
+    assert "transcribe: 5 episode(s) up to date" in second.stdout
+    assert "render: 5 episode(s) up to date" in second.stdout
+    assert "transcribed" not in second.stdout and "rendered" not in second.stdout
     after = snapshot(root)
     after.pop(str(root / ".podarchive.lock"), None)
     before.pop(str(root / ".podarchive.lock"), None)
@@ -152,7 +154,7 @@ def test_changed_options_or_force_transcribe_again(small_archive):
     runner = CliRunner()
     path = small_archive / "episodes/conservateur-des-eaux-et-forets/transcript.json"
     assert "transcribed" in runner.invoke(cli, ["--archive", str(small_archive), "transcribe"]).stdout
-    assert "up-to-date" in runner.invoke(cli, ["--archive", str(small_archive), "transcribe"]).stdout
+    assert "up to date" in runner.invoke(cli, ["--archive", str(small_archive), "transcribe"]).stdout
     result = runner.invoke(cli, ["--archive", str(small_archive), "transcribe", "--beam-size", "2"])
     assert "transcribed" in result.stdout
     assert json.loads(path.read_text("utf-8"))["options"]["beam_size"] == 2

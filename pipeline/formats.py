@@ -1,0 +1,250 @@
+"""Render a transcript into the files people read: WebVTT, SRT, text, Podcasting 2.0 JSON, HTML.
+
+One writer per format behind ``WRITERS``; the caption writers share one list of cues
+(align.build_cues), the reading formats one list of paragraphs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from .align import Cue, build_cues, join_words
+from .errors import PodarchiveError
+from .model import Archive, Episode, Outcome, Segment, Transcript, read_transcript
+from .privacy import publishable
+from .storage import write_if_changed
+
+# A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
+PARAGRAPH_PAUSE_SECONDS = 2.0
+PARAGRAPH_CHARS = 600
+
+FEED_EPISODES = Path("feed") / "episodes"
+
+
+@dataclass
+class Paragraph:
+    number: int
+    start: float
+    speaker: str
+    language: str
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        return f"p{self.number}"
+
+    @property
+    def timestamp(self) -> str:
+        return clock(self.start)
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment_text(segment) for segment in self.segments)
+
+
+@dataclass
+class Document:
+    """What every writer gets: the same cues and paragraphs for one episode."""
+
+    archive: Archive
+    episode: Episode
+    transcript: Transcript
+    cues: list[Cue]
+    paragraphs: list[Paragraph]
+
+    @property
+    def language(self) -> str:
+        return self.episode.language if self.episode.language != "auto" else self.transcript.language
+
+
+def segment_text(segment: Segment) -> str:
+    """A segment's words are its text: a producer's correction of the words shows everywhere."""
+    return join_words([word.text for word in segment.words]) if segment.words else segment.text.strip()
+
+
+def clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def timestamp(seconds: float, separator: str) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def paragraphs(transcript: Transcript) -> list[Paragraph]:
+    """Speaker turns, cut at long pauses and, when long, at a sentence end."""
+    result: list[Paragraph] = []
+    for segment in sorted(transcript.segments, key=lambda s: (s.start, s.end)):
+        if not segment_text(segment):
+            continue
+        current = result[-1] if result else None
+        if (
+            current is None
+            or current.speaker != segment.speaker
+            or current.language != segment.language
+            or segment.start - current.segments[-1].end >= PARAGRAPH_PAUSE_SECONDS
+            or (len(current.text) >= PARAGRAPH_CHARS and current.text.endswith((".", "?", "!", "…")))
+        ):
+            result.append(Paragraph(len(result) + 1, segment.start, segment.speaker, segment.language))
+        result[-1].segments.append(segment)
+    return result
+
+
+def _vtt_escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def write_vtt(doc: Document) -> str:
+    blocks = ["WEBVTT"]
+    for number, cue in enumerate(doc.cues, 1):
+        text = "\n".join(_vtt_escape(line) for line in cue.lines)
+        if cue.speaker:
+            text = f"<v {_vtt_escape(cue.speaker)}>{text}"
+        blocks.append(f"{number}\n{timestamp(cue.start, '.')} --> {timestamp(cue.end, '.')}\n{text}")
+    return "\n\n".join(blocks) + "\n"
+
+
+def write_srt(doc: Document) -> str:
+    blocks = []
+    for number, cue in enumerate(doc.cues, 1):
+        # SRT has no escaping: an arrow in the text is all a parser could mistake for timing.
+        lines = "\n".join(line.replace("-->", "->") for line in cue.lines)
+        blocks.append(f"{number}\n{timestamp(cue.start, ',')} --> {timestamp(cue.end, ',')}\n{lines}")
+    return "\n\n".join(blocks) + "\n"
+
+
+def write_txt(doc: Document) -> str:
+    parts = [doc.episode.title, ""]
+    for paragraph in doc.paragraphs:
+        speaker = f"{paragraph.speaker}: " if paragraph.speaker else ""
+        parts += [f"[{paragraph.timestamp}] {speaker}{paragraph.text}", ""]
+    return "\n".join(parts)
+
+
+def write_podcast_json(doc: Document) -> str:
+    """The Podcasting 2.0 JSON transcript: https://github.com/Podcastindex-org/podcast-namespace"""
+    segments = []
+    for cue in doc.cues:
+        segment = {"startTime": round(cue.start, 3), "endTime": round(cue.end, 3), "body": cue.text}
+        if cue.speaker:
+            segment = {"speaker": cue.speaker, **segment}
+        segments.append(segment)
+    return json.dumps({"version": "1.0.0", "segments": segments}, ensure_ascii=False, indent=1) + "\n"
+
+
+_PAGE_WORDS = {
+    "en": {"transcript": "Transcript", "published": "Published", "duration": "Duration",
+           "speakers": "Speakers:", "colon": ":",
+           "machine": "Transcribed automatically by podarchive: it may contain errors."},
+    "fr": {"transcript": "Transcription", "published": "Publié le", "duration": "Durée",
+           "speakers": "Voix :", "colon": "\u00a0:",
+           "machine": "Transcription automatique par podarchive : elle peut contenir des erreurs."},
+}
+_REVIEWED = {"en": "Transcript reviewed by the producers.", "fr": "Transcription revue par l'équipe."}
+
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("pipeline", "templates"),
+    autoescape=True,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def write_html(doc: Document) -> str:
+    lang = doc.language or doc.archive.language
+    words = dict(_PAGE_WORDS.get(lang.split("-")[0], _PAGE_WORDS["en"]))
+    if doc.transcript.reviewed:
+        words["machine"] = _REVIEWED.get(lang.split("-")[0], _REVIEWED["en"])
+    speakers = list(dict.fromkeys(p.speaker for p in doc.paragraphs if p.speaker))
+    return _templates.get_template("transcript.html").render(
+        archive=doc.archive, episode=doc.episode, lang=lang, words=words,
+        paragraphs=[{"anchor": p.anchor, "timestamp": p.timestamp, "speaker": p.speaker,
+                     "language": p.language,
+                     "segments": [{"id": s.id, "text": segment_text(s)} for s in p.segments]}
+                    for p in doc.paragraphs],
+        duration=clock(doc.transcript.duration), speakers=speakers,
+    )
+
+
+WRITERS: dict[str, Callable[[Document], str]] = {
+    "vtt": write_vtt,
+    "srt": write_srt,
+    "txt": write_txt,
+    "json": write_podcast_json,
+    "html": write_html,
+}
+
+
+def get_writer(name: str) -> Callable[[Document], str]:
+    return WRITERS[name]
+
+
+def episode_dir(archive: Archive, slug: str) -> Path:
+    return archive.root / FEED_EPISODES / slug
+
+
+def render_episode(archive: Archive, episode: Episode, transcript: Transcript) -> list[Path]:
+    """Write every format of one episode into feed/episodes/<slug>/; returns what changed."""
+    doc = Document(archive, episode, transcript, build_cues(transcript), paragraphs(transcript))
+    out = episode_dir(archive, episode.slug)
+    changed = []
+    for name, writer in WRITERS.items():
+        path = out / f"transcript.{name}"
+        if write_if_changed(path, writer(doc).encode("utf-8")):
+            changed.append(path)
+    return changed
+
+
+def withdraw_unpublishable(archive: Archive, today: dt.date) -> list[Path]:
+    """Remove from feed/ every episode folder the gate no longer lets through."""
+    root = archive.root / FEED_EPISODES
+    if not root.is_dir():
+        return []
+    allowed = {episode.slug for episode in archive.episodes if publishable(episode, today)}
+    removed = []
+    for folder in sorted(root.iterdir()):
+        if folder.name not in allowed:
+            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+            removed.append(folder)
+    return removed
+
+
+def render_archive(archive: Archive, today: dt.date) -> list[Outcome]:
+    """Render every publishable episode into feed/ and withdraw the ones no longer publishable."""
+    outcomes = [Outcome(folder.name, "withdrawn", "removed from feed/")
+                for folder in withdraw_unpublishable(archive, today)]
+    for episode in archive.episodes:
+        if not publishable(episode, today):
+            outcomes.append(Outcome(episode.slug, "not published", _why_private(episode, today)))
+            continue
+        try:
+            transcript = read_transcript(episode.transcript_path)
+            if transcript is None:
+                outcomes.append(Outcome(episode.slug, "not rendered", "no transcript yet"))
+                continue
+            changed = render_episode(archive, episode, transcript)
+            outcomes.append(Outcome(episode.slug, "rendered" if changed else "up-to-date"))
+        except PodarchiveError as error:
+            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
+    return outcomes
+
+
+def _why_private(episode: Episode, today: dt.date) -> str:
+    if episode.status == "restricted":
+        return "restricted"
+    if episode.status == "embargoed" and (episode.embargo_until is None or episode.embargo_until > today):
+        return f"embargoed until {episode.embargo_until}"
+    return f"to be released on {episode.date}"
