@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 
 from pipeline.align import SpeechActivity, build_cues, clean_word_times
@@ -65,7 +67,7 @@ def test_cues_break_at_sentence_ends_and_never_split_a_speaker():
     assert all(len(line) <= 42 for cue in cues for line in cue.lines)
     assert all(len(cue.lines) <= 2 for cue in cues)
     assert " ".join(cue.text for cue in cues).split() == [w.text for w in first + second]
-    assert all(a.end <= b.start for a, b in zip(cues, cues[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
     # "Yes." is short speech, but there is room after it: it stays up a full second.
     assert cues[-1].end - cues[-1].start >= 1.0
 
@@ -77,5 +79,5 @@ def test_overlapping_speakers_share_the_time_without_overlapping_cues():
                 Segment(1, 0.1, right[-1].end, "", "Right", "en", right)]
     cues = build_cues(transcript_of(segments, 5.0))
     assert {cue.speaker for cue in cues} == {"Left", "Right"}
-    assert all(a.end <= b.start for a, b in zip(cues, cues[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
     assert all(cue.end - cue.start >= 1.0 for cue in cues)
