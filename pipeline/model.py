@@ -31,6 +31,8 @@ class Segment:
     speaker: str = ""
     language: str = ""
     words: list[Word] = field(default_factory=list)
+    # Set by a producer: the segment is cut from every published text and silenced.
+    restricted: bool = False
 
 
 @dataclass
