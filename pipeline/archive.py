@@ -161,7 +161,7 @@ def load_archive(root: Path | str) -> Archive:
         language=reader.get("language", _language, required=True),
         base_url=reader.get("base_url", _url, required=True),
         owner=reader.get("owner", _owner, default={}),
-        image=reader.get("image", _text),
+        image=reader.get("image", lambda value: _image(root, value)),
         categories=reader.get("categories", _text_list, default=[]),
         explicit=reader.get("explicit", _boolean, default=False),
         license=reader.get("license", _text),
@@ -234,7 +234,7 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
         chapters=_chapters(reader),
         guid=reader.get("guid", _text),
         explicit=reader.get("explicit", _boolean, default=False),
-        image=reader.get("image", _text),
+        image=reader.get("image", lambda value: _image(folder, value)),
     )
     reader.reject_unknown()
     if reader.problems:
@@ -250,6 +250,18 @@ def _audio(folder: Path, value: Any) -> str:
         raise _Invalid(f"{value!r} is not a supported audio file ({', '.join(AUDIO_SUFFIXES)})")
     if not (folder / value).is_file():
         raise _Invalid(f"audio file not found: {folder / value}")
+    return value
+
+
+def _image(folder: Path, value: Any) -> str:
+    """An absolute URL, or a PNG or JPEG file beside the toml file."""
+    value = _text(value)
+    if _URL.fullmatch(value):
+        return value
+    if Path(value).name != value or Path(value).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise _Invalid(f"must be an http(s) URL or a .png/.jpg file name in {folder}, got {value!r}")
+    if not (folder / value).is_file():
+        raise _Invalid(f"image file not found: {folder / value}")
     return value
 
 

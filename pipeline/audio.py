@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
+import pyloudnorm
+from mutagen import id3
+from mutagen.mp3 import MP3
+from pydub import AudioSegment
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+from . import __version__
 from .errors import PodarchiveError
 from .model import Episode
+from .storage import atomic_write_bytes, sha256_file
 
 SAMPLE_RATE = 16000  # what whisper listens at
 
@@ -68,3 +78,161 @@ def speaker_tracks(episode: Episode, sample_rate: int = SAMPLE_RATE) -> list[tup
     # Only a sole listed person can be named without diarization; otherwise leave it empty.
     speaker = episode.persons[0].name if len(episode.persons) == 1 else ""
     return [(speaker, samples)]
+
+
+# The published enclosure: what podcast apps expect (Apple's and the AES's
+# recommendation for spoken word: -16 LUFS integrated, peaks at least 1 dB below full scale).
+PUBLISHED_SAMPLE_RATE = 44100
+TARGET_LUFS = -16.0
+PEAK_LIMIT_DBFS = -1.5
+BITRATES = {1: "64k", 2: "128k"}
+SOURCE_TAG = "podarchive-source"
+_LIMITER_LOOKAHEAD_SECONDS = 0.005
+_LIMITER_RELEASE_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class PublishedAudio:
+    path: Path
+    length: int  # bytes, as the feed's enclosure states
+    duration: float
+
+
+def published_audio_info(path: Path) -> PublishedAudio:
+    return PublishedAudio(path, path.stat().st_size, MP3(path).info.length)
+
+
+def publish_audio(
+    source: Path,
+    target: Path,
+    *,
+    silence: list[tuple[float, float]],
+    tags: dict[str, str],
+    chapters: list[tuple[float, str]],
+) -> bool:
+    """Write the published mp3 of ``source`` at ``target``; False if it was already up to date.
+
+    The spans in ``silence`` are replaced by digital silence before anything is encoded;
+    the loudness is normalised to TARGET_LUFS with a look-ahead peak limiter; tags and
+    chapters go into ID3. The mp3 records a digest of everything it was made from, so
+    a re-run with nothing changed re-encodes nothing and changes no byte.
+    """
+    key = _source_key(sha256_file(source), silence, tags, chapters)
+    if target.exists() and _recorded_source(target) == key:
+        return False
+    samples, channels = _decode_for_publishing(source)
+    for start, end in silence:
+        samples[int(start * PUBLISHED_SAMPLE_RATE):int(np.ceil(end * PUBLISHED_SAMPLE_RATE))] = 0.0
+    samples = normalise_loudness(samples, PUBLISHED_SAMPLE_RATE)
+    _encode(samples, channels, target, tags, chapters, key)
+    return True
+
+
+def _source_key(audio_sha256: str, silence, tags, chapters) -> str:
+    made_from = {"audio": audio_sha256, "silence": [[round(a, 3), round(b, 3)] for a, b in silence],
+                 "tags": tags, "chapters": chapters, "lufs": TARGET_LUFS, "peak": PEAK_LIMIT_DBFS,
+                 "bitrates": BITRATES, "version": __version__}
+    return hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()
+
+
+def _recorded_source(path: Path) -> str | None:
+    try:
+        frames = id3.ID3(path).getall(f"TXXX:{SOURCE_TAG}")
+    except (id3.ID3NoHeaderError, OSError):
+        return None
+    return str(frames[0].text[0]) if frames else None
+
+
+def _decode_for_publishing(source: Path) -> tuple[np.ndarray, int]:
+    """(frames x channels float samples at 44.1 kHz, channel count): mono or stereo as the source."""
+    try:
+        sound = AudioSegment.from_file(source)
+    except Exception as error:  # noqa: BLE001 - pydub passes on ffmpeg's failures as they come
+        raise PodarchiveError(source, "audio", f"cannot decode the recording ({error})") from None
+    channels = min(sound.channels, 2)
+    sound = sound.set_frame_rate(PUBLISHED_SAMPLE_RATE).set_channels(channels).set_sample_width(2)
+    samples = np.array(sound.get_array_of_samples(), dtype=np.float64).reshape(-1, channels) / 32768.0
+    return samples, channels
+
+
+def normalise_loudness(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Gain to TARGET_LUFS, peaks held under PEAK_LIMIT_DBFS (limiting lowers loudness a
+    little, so the gain is corrected twice against the limited result)."""
+    meter = pyloudnorm.Meter(rate)
+    measured = _loudness(meter, samples)
+    if measured is None:
+        return samples  # silence, or too short to measure: nothing to normalise
+    gain_db = TARGET_LUFS - measured
+    for _ in range(3):
+        limited = _limit_peaks(samples * 10 ** (gain_db / 20), rate)
+        result = _loudness(meter, limited)
+        if result is None or abs(result - TARGET_LUFS) < 0.2:
+            break
+        gain_db += TARGET_LUFS - result
+    return limited
+
+
+def _loudness(meter, samples: np.ndarray) -> float | None:
+    if len(samples) < meter.rate * 0.4:  # BS.1770 gates 400 ms blocks
+        return None
+    value = meter.integrated_loudness(samples)
+    return None if not np.isfinite(value) else float(value)
+
+
+def _limit_peaks(samples: np.ndarray, rate: int) -> np.ndarray:
+    """A look-ahead limiter: the gain dips before a peak and recovers smoothly after it."""
+    ceiling = 10 ** (PEAK_LIMIT_DBFS / 20)
+    peak = np.abs(samples).max(axis=1)
+    needed = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
+    if needed.min() >= 1.0:
+        return samples
+    window = max(1, int(rate * _LIMITER_LOOKAHEAD_SECONDS))
+    release = max(1, int(rate * _LIMITER_RELEASE_SECONDS))
+    gain = minimum_filter1d(needed, size=2 * window + 1 + release)
+    gain = np.minimum(uniform_filter1d(gain, size=release), needed)
+    return samples * gain[:, None]
+
+
+def _encode(samples, channels, target: Path, tags, chapters, key: str) -> None:
+    pcm = (np.clip(samples, -1.0, 1.0 - 1 / 32768) * 32768).astype("<i2").tobytes()
+    sound = AudioSegment(data=pcm, sample_width=2, frame_rate=PUBLISHED_SAMPLE_RATE, channels=channels)
+    encoded = io.BytesIO()
+    sound.export(encoded, format="mp3", bitrate=BITRATES[channels],
+                 parameters=["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"])
+    _write_tags(encoded, tags, chapters, len(samples) / PUBLISHED_SAMPLE_RATE, key)
+    atomic_write_bytes(target, encoded.getvalue())
+
+
+def _write_tags(mp3: io.BytesIO, tags: dict[str, str], chapters, duration: float, key: str) -> None:
+    frames = id3.ID3()
+    kinds = {"title": id3.TIT2, "artist": id3.TPE1, "album": id3.TALB, "date": id3.TDRC,
+             "track": id3.TRCK, "disc": id3.TPOS, "genre": id3.TCON}
+    for name, value in tags.items():
+        frames.add(kinds[name](encoding=3, text=[value]))
+    if chapters:
+        ids = [f"chp{n}" for n in range(len(chapters))]
+        frames.add(id3.CTOC(element_id="toc", flags=id3.CTOCFlags.TOP_LEVEL | id3.CTOCFlags.ORDERED,
+                            child_element_ids=ids, sub_frames=[]))
+        for n, (start, title) in enumerate(chapters):
+            end = chapters[n + 1][0] if n + 1 < len(chapters) else duration
+            frames.add(id3.CHAP(element_id=ids[n], start_time=int(start * 1000),
+                                end_time=int(end * 1000),
+                                sub_frames=[id3.TIT2(encoding=3, text=[title])]))
+    frames.add(id3.TXXX(encoding=3, desc=SOURCE_TAG, text=[key]))
+    mp3.seek(0)
+    frames.save(mp3, v2_version=4)
+
+
+def clip(source: Path, start: float, end: float, target: Path, padding: float = 0.5) -> Path:
+    """Cut [start - padding, end + padding] of a published mp3 into ``target`` (an mp3)."""
+
+    if end <= start:
+        raise PodarchiveError(target, "END", f"the end ({end}) must come after the start ({start})")
+    sound = AudioSegment.from_file(source)
+    if start >= len(sound) / 1000:
+        raise PodarchiveError(source, "START", f"{start} s is past the end ({len(sound) / 1000:.1f} s)")
+    piece = sound[max(0, int((start - padding) * 1000)):int((end + padding) * 1000)]
+    buffer = io.BytesIO()
+    piece.export(buffer, format="mp3", bitrate=BITRATES[min(sound.channels, 2)])
+    atomic_write_bytes(target, buffer.getvalue())
+    return target

@@ -12,6 +12,7 @@ from filelock import FileLock, Timeout
 from .align import align_archive
 from .archive import load_archive
 from .errors import PodarchiveError
+from .feed import check_feed, publish_archive
 from .formats import render_archive
 from .model import Archive, Outcome, read_transcript
 from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
@@ -61,6 +62,7 @@ def check(root: Path) -> RunReport:
             read_transcript(episode.transcript_path)
         except PodarchiveError as error:
             report.problems.append(error)
+    report.problems += check_feed(report.archive)
     return report
 
 
@@ -99,6 +101,14 @@ def render(root: Path, *, today: dt.date | None = None) -> RunReport:
     return report
 
 
+def feed(root: Path, *, today: dt.date | None = None) -> RunReport:
+    """Publish the enclosures, chapters and feed.xml of every publishable episode."""
+    with locked(root):
+        report = _load(root)
+        report.stages["feed"] = publish_archive(report.archive, today or dt.date.today())
+    return report
+
+
 def run(
     root: Path,
     options: TranscribeOptions = DEFAULT_OPTIONS,
@@ -116,5 +126,7 @@ def run(
             archive, archive.episodes, options, force=force, on_start=on_start, progress=progress,
         )
         report.stages["align"] = align_archive(archive.episodes)
-        report.stages["render"] = render_archive(archive, today or dt.date.today())
+        today = today or dt.date.today()
+        report.stages["render"] = render_archive(archive, today)
+        report.stages["feed"] = publish_archive(archive, today)
     return report

@@ -175,6 +175,23 @@ def render(ctx) -> None:
 
 
 @cli.command()
+@click.pass_context
+def feed(ctx) -> None:
+    """Publish feed/: each episode's audio.mp3 and chapters.json, and feed.xml.
+
+    The mp3 is loudness-normalised to -16 LUFS with redacted and restricted spans
+    silenced; feed.xml carries the iTunes and Podcasting 2.0 tags and links every
+    transcript. Only public episodes whose date has come are listed, newest first.
+    """
+    root = _archive_root(ctx)
+    try:
+        report = build.feed(root)
+    except PodarchiveError as error:
+        _fail(error, root)
+    _print_report(report, root)
+
+
+@cli.command()
 @model_option
 @click.option("--force", is_flag=True, help="Redo every stage even when up to date.")
 @click.pass_context

@@ -104,6 +104,7 @@ def published_transcript(archive: Archive, episode: Episode, transcript: Transcr
         _mask_words(public.segments, terms)
         for segment in public.segments:
             segment.text = redact(segment.text, terms)
+            segment.speaker = redact(segment.speaker, terms)
     return public
 
 

@@ -30,6 +30,7 @@ def copy_archive(target: Path, slugs: list[str] | None = None) -> Path:
     """A copy of the bundled archive (or some of its episodes) without derived files."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "archive.toml", target / "archive.toml")
+    shutil.copy(REPO / "cover.png", target / "cover.png")
     for folder in sorted((REPO / "episodes").iterdir()):
         if folder.is_dir() and (slugs is None or folder.name in slugs):
             shutil.copytree(folder, target / "episodes" / folder.name,
