@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import InvalidFile, PodarchiveError
 from .model import Archive, Chapter, Episode, Person
+from .privacy import redact, redaction_terms
 
 ARCHIVE_FILE = "archive.toml"
 EPISODE_FILE = "episode.toml"
@@ -182,10 +183,21 @@ def load_archive(root: Path | str) -> Archive:
         if folder.name.startswith("."):
             continue
         try:
-            archive.episodes.append(load_episode(folder, default_language=archive.language))
+            episode = load_episode(folder, default_language=archive.language)
+            _check_slug_is_not_redacted(archive, episode)
+            archive.episodes.append(episode)
         except PodarchiveError as error:
             archive.problems.append(error)
     return archive
+
+
+def _check_slug_is_not_redacted(archive: Archive, episode: Episode) -> None:
+    """The slug is in every published URL: it must not say a name that is redacted."""
+    words = episode.slug.replace("-", " ")
+    if redact(words, redaction_terms(archive, episode)) != words:
+        raise PodarchiveError(episode.folder, "slug",
+                              f"folder name {episode.slug!r} says a redacted term, and it would be "
+                              "published in every URL: rename the folder")
 
 
 def _owner(value: Any) -> dict[str, str]:

@@ -15,6 +15,7 @@ from .errors import PodarchiveError
 from .feed import check_feed, publish_archive
 from .formats import render_archive
 from .model import Archive, Outcome, read_transcript
+from .privacy import leaks
 from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
 
 LOCK_FILE = ".podarchive.lock"
@@ -54,7 +55,7 @@ def _load(root: Path) -> RunReport:
     return RunReport(archive, problems=list(archive.problems))
 
 
-def check(root: Path) -> RunReport:
+def check(root: Path, *, today: dt.date | None = None) -> RunReport:
     """Every problem in the archive's metadata and transcripts, without changing anything."""
     report = _load(root)
     for episode in report.archive.episodes:
@@ -63,6 +64,7 @@ def check(root: Path) -> RunReport:
         except PodarchiveError as error:
             report.problems.append(error)
     report.problems += check_feed(report.archive)
+    report.problems += leaks(report.archive, today or dt.date.today())
     return report
 
 

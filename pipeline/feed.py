@@ -26,12 +26,7 @@ from .audio import publish_audio, published_audio_info
 from .errors import PodarchiveError
 from .formats import WRITERS, episode_dir
 from .model import Archive, Episode, Outcome, Transcript, read_transcript
-from .privacy import (
-    publishable,
-    redact,
-    redaction_terms,
-    silenced_spans,
-)
+from .privacy import publishable, published_episode, silenced_spans
 from .storage import dump_json, write_if_changed
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
@@ -180,12 +175,11 @@ def _image_url(archive: Archive, image: str | None, folder: Path, target: Path) 
     return public_url(archive, published)
 
 
-def chapters_json(archive: Archive, episode: Episode) -> str:
+def chapters_json(episode: Episode) -> str:
     """The Podcasting 2.0 JSON chapters file."""
-    terms = redaction_terms(archive, episode)
     chapters = []
     for chapter in episode.chapters:
-        entry = {"startTime": chapter.start, "title": redact(chapter.title, terms)}
+        entry = {"startTime": chapter.start, "title": chapter.title}
         if chapter.url:
             entry["url"] = chapter.url
         chapters.append(entry)
@@ -193,9 +187,12 @@ def chapters_json(archive: Archive, episode: Episode) -> str:
 
 
 def publish_episode_audio(archive: Archive, episode: Episode, transcript: Transcript) -> bool:
-    """feed/episodes/<slug>/audio.mp3: redacted and restricted spans silenced, tagged."""
-    terms = redaction_terms(archive, episode)
-    tags = {"title": redact(episode.title, terms), "artist": archive.author,
+    """feed/episodes/<slug>/audio.mp3: redacted and restricted spans silenced, tagged.
+
+    ``episode`` is the published one (privacy.published_episode); ``transcript`` the
+    private one, whose words locate what must be silenced.
+    """
+    tags = {"title": episode.title, "artist": archive.author,
             "album": archive.title, "date": episode.date.isoformat(), "genre": "Podcast"}
     if episode.number:
         tags["track"] = str(episode.number)
@@ -204,16 +201,17 @@ def publish_episode_audio(archive: Archive, episode: Episode, transcript: Transc
     return publish_audio(
         episode.audio_path, episode_dir(archive, episode.slug) / "audio.mp3",
         silence=silenced_spans(archive, episode, transcript), tags=tags,
-        chapters=[(c.start, redact(c.title, terms)) for c in episode.chapters],
+        chapters=[(c.start, c.title) for c in episode.chapters],
     )
 
 
 def publish_archive(archive: Archive, today: dt.date) -> list[Outcome]:
     """Every publishable episode's audio and chapters, then feed.xml listing them."""
     outcomes, published = [], []
-    for episode in archive.episodes:
-        if not publishable(episode, today):
+    for private in archive.episodes:
+        if not publishable(private, today):
             continue
+        episode = published_episode(archive, private)
         try:
             transcript = read_transcript(episode.transcript_path)
             if transcript is None:
@@ -222,7 +220,7 @@ def publish_archive(archive: Archive, today: dt.date) -> list[Outcome]:
             changed = publish_episode_audio(archive, episode, transcript)
             chapters = episode_dir(archive, episode.slug) / "chapters.json"
             if episode.chapters:
-                changed |= write_if_changed(chapters, chapters_json(archive, episode).encode())
+                changed |= write_if_changed(chapters, chapters_json(episode).encode())
             elif chapters.exists():
                 chapters.unlink()
                 changed = True
@@ -284,15 +282,14 @@ def _release_time(episode: Episode) -> dt.datetime:
 
 
 def _add_item(fg: FeedGenerator, archive: Archive, episode: Episode, transcript: Transcript) -> None:
-    terms = redaction_terms(archive, episode)
     folder = episode_dir(archive, episode.slug)
     audio = published_audio_info(folder / "audio.mp3")
     language = episode.language if episode.language != "auto" else transcript.language
     entry = fg.add_entry(order="append")
-    entry.title(redact(episode.title, terms))
+    entry.title(episode.title)
     entry.guid(episode_guid(archive, episode), permalink=False)
     entry.link(href=public_url(archive, folder / "transcript.html"))
-    entry.description(redact(episode.description, terms) or redact(episode.title, terms))
+    entry.description(episode.description or episode.title)
     entry.pubDate(_release_time(episode))
     entry.enclosure(public_url(archive, audio.path), str(audio.length), "audio/mpeg")
     entry.podcast.itunes_duration(round(audio.duration))
@@ -313,8 +310,7 @@ def _add_item(fg: FeedGenerator, archive: Archive, episode: Episode, transcript:
     if episode.chapters:
         entry.podcastindex.chapters(public_url(archive, folder / "chapters.json"))
     for person in episode.persons:
-        if redact(person.name, terms) == person.name:  # a redacted person is not named at all
-            entry.podcastindex.person(person.name, PERSON_ROLES[person.role], person.href, person.img)
+        entry.podcastindex.person(person.name, PERSON_ROLES[person.role], person.href, person.img)
 
 
 def check_feed(archive: Archive) -> list[PodarchiveError]:

@@ -19,7 +19,7 @@ import jinja2
 from .align import Cue, build_cues, join_words
 from .errors import PodarchiveError
 from .model import Archive, Episode, Outcome, Segment, Transcript, read_transcript
-from .privacy import publishable, published_transcript
+from .privacy import publishable, published_episode, published_transcript
 from .storage import write_if_changed
 
 # A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
@@ -199,6 +199,7 @@ def episode_dir(archive: Archive, slug: str) -> Path:
 def render_episode(archive: Archive, episode: Episode, transcript: Transcript) -> list[Path]:
     """Write every format of one episode into feed/episodes/<slug>/; returns what changed."""
     transcript = published_transcript(archive, episode, transcript)
+    episode = published_episode(archive, episode)
     doc = Document(archive, episode, transcript, build_cues(transcript), paragraphs(transcript))
     out = episode_dir(archive, episode.slug)
     changed = []

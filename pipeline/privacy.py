@@ -10,11 +10,13 @@ episodes/<slug>/transcript.json keeps every original word for the producers.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import re
 import unicodedata
 
-from .model import Archive, Episode, Segment, Transcript, Word
+from .errors import PodarchiveError
+from .model import Archive, Episode, Segment, Transcript, Word, read_transcript
 
 REDACTED = "[redacted]"
 # Silence reaches this far beyond a redacted word, so no syllable of it stays audible.
@@ -50,13 +52,8 @@ def redact(text: str, terms: list[str]) -> str:
     if not terms or not text:
         return text
     folded, origin = _folded_with_origin(text)
-    spans = []
-    for term in terms:
-        words = fold(term).split()
-        if not words:
-            continue
-        pattern = r"(?<!\w)" + r"\W+".join(re.escape(w) for w in words) + r"(?!\w)"
-        spans += [(origin[m.start()], origin[m.end() - 1] + 1) for m in re.finditer(pattern, folded)]
+    pattern = _folded_pattern(*terms)
+    spans = [(origin[m.start()], origin[m.end() - 1] + 1) for m in pattern.finditer(folded)]
     for start, end in sorted(_merge(spans), reverse=True):
         text = text[:start] + REDACTED + text[end:]
     return text
@@ -85,6 +82,19 @@ def _merge(spans: list[tuple]) -> list[tuple]:
 
 def _word_key(text: str) -> str:
     return _EDGE_PUNCTUATION.sub("", _ELISION.sub("", fold(text)))
+
+
+def published_episode(archive: Archive, episode: Episode) -> Episode:
+    """A copy of ``episode`` fit to publish: redacted names masked in every text field,
+    and a person whose name is redacted left out altogether."""
+    terms = redaction_terms(archive, episode)
+    return dataclasses.replace(
+        episode,
+        title=redact(episode.title, terms),
+        description=redact(episode.description, terms),
+        chapters=[dataclasses.replace(c, title=redact(c.title, terms)) for c in episode.chapters],
+        persons=[p for p in episode.persons if redact(p.name, terms) == p.name],
+    )
 
 
 def published_transcript(archive: Archive, episode: Episode, transcript: Transcript) -> Transcript:
@@ -144,3 +154,43 @@ def silenced_spans(archive: Archive, episode: Episode, transcript: Transcript) -
     spans += [(s.start, s.end) for s in transcript.segments if s.restricted]
     spans += list(episode.restrict)
     return [(max(0.0, start), end) for start, end in _merge(spans)]
+
+
+def leaks(archive: Archive, today: dt.date) -> list[PodarchiveError]:
+    """Every published byte under feed/ and index/ that breaks a promise: a redacted term
+    (any casing or accents), or words of an episode that may not be published.
+
+    Searches the bytes themselves rather than trusting the stages that wrote them.
+    """
+    needles: list[tuple[re.Pattern, str]] = []
+    for episode in archive.episodes:
+        for term in redaction_terms(archive, episode):
+            needles.append((_folded_pattern(term), f"redacted term {term!r} of {episode.slug}"))
+        sentences = [] if publishable(episode, today) else _private_sentences(episode)
+        if sentences:
+            needles.append((_folded_pattern(*sentences), f"words of unpublished episode {episode.slug}"))
+    problems = []
+    for folder in (archive.root / "feed", archive.root / "index"):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []:
+            folded = fold(path.read_bytes().decode("utf-8", errors="ignore"))
+            for pattern, what in needles:
+                if pattern.search(folded):
+                    problems.append(PodarchiveError(path, "privacy", f"contains {what}"))
+    return problems
+
+
+def _folded_pattern(*texts: str) -> re.Pattern:
+    """Any of ``texts``, folded, as whole words with any punctuation or spacing between."""
+    alternatives = [r"\W+".join(re.escape(w) for w in re.findall(r"\w+", fold(text))) for text in texts]
+    alternatives = [a for a in alternatives if a] or [r"(?!)"]  # nothing to find: never match
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
+
+
+def _private_sentences(episode: Episode) -> list[str]:
+    """Runs of eight words from an unpublished episode: long enough to be its own words."""
+    try:
+        transcript = read_transcript(episode.transcript_path)
+    except PodarchiveError:
+        return []
+    words = [w.text for s in transcript.segments for w in s.words] if transcript else []
+    return [" ".join(words[i:i + 8]) for i in range(0, max(len(words) - 7, 0), 4)]
