@@ -13,9 +13,10 @@ from .align import align_archive
 from .archive import load_archive
 from .errors import PodarchiveError
 from .feed import check_feed, publish_archive
-from .formats import render_archive
+from .audio import clip as cut_clip
+from .formats import episode_dir, render_archive
 from .model import Archive, Outcome, read_transcript
-from .privacy import leaks
+from .privacy import leaks, publishable
 from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
 
 LOCK_FILE = ".podarchive.lock"
@@ -109,6 +110,19 @@ def feed(root: Path, *, today: dt.date | None = None) -> RunReport:
         report = _load(root)
         report.stages["feed"] = publish_archive(report.archive, today or dt.date.today())
     return report
+
+
+def clip(root: Path, slug: str, start: float, end: float, target: Path,
+         *, today: dt.date | None = None) -> Path:
+    """Cut a moment of a published episode (its public, redacted mp3) into ``target``."""
+    archive = load_archive(root)
+    episode = next((e for e in archive.episodes if e.slug == slug), None)
+    if episode is None or not publishable(episode, today or dt.date.today()):
+        raise PodarchiveError(archive.episodes_dir / slug, None, "no such published episode")
+    source = episode_dir(archive, slug) / "audio.mp3"
+    if not source.exists():
+        raise PodarchiveError(source, None, "not published yet: run `podarchive run` first")
+    return cut_clip(source, start, end, target)
 
 
 def run(

@@ -192,6 +192,27 @@ def feed(ctx) -> None:
 
 
 @cli.command()
+@click.argument("slug")
+@click.argument("start", type=float)
+@click.argument("end", type=float)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The mp3 file to write.")
+@click.pass_context
+def clip(ctx, slug, start, end, output) -> None:
+    """Export the moment from START to END seconds of a published episode as an mp3.
+
+    Half a second of context is kept on each side. The clip is cut from the published
+    audio, so redacted names stay silent in it.
+    """
+    root = _archive_root(ctx)
+    try:
+        written = build.clip(root, slug, start, end, output)
+    except PodarchiveError as error:
+        _fail(error, root)
+    click.echo(f"wrote {written}")
+
+
+@cli.command()
 @model_option
 @click.option("--force", is_flag=True, help="Redo every stage even when up to date.")
 @click.pass_context

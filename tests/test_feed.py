@@ -205,3 +205,21 @@ def test_feed_without_the_published_files_is_rebuilt(one_episode):
     result = CliRunner().invoke(cli, ["--archive", str(one_episode), "run"])
     assert result.exit_code == 0, result.output
     assert CliRunner().invoke(cli, ["--archive", str(one_episode), "check"]).exit_code == 0
+
+
+def test_clip_exports_the_moment_padded_by_half_a_second(one_episode, tmp_path):
+    publish(one_episode)
+    runner = CliRunner()
+    target = tmp_path / "quote.mp3"
+    result = runner.invoke(cli, ["--archive", str(one_episode), "clip", "kennedy-inaugural-1961",
+                                 "2.8", "7.4", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    assert len(AudioSegment.from_file(target)) / 1000 == pytest.approx(5.6, abs=0.06)
+    result = runner.invoke(cli, ["--archive", str(one_episode), "clip", "kennedy-inaugural-1961",
+                                 "7", "2", "-o", str(target)])
+    assert result.exit_code == 1 and "must come after the start" in result.stderr
+    edit_toml(one_episode, "kennedy-inaugural-1961", before='status = "restricted"\n')
+    result = runner.invoke(cli, ["--archive", str(one_episode), "clip", "kennedy-inaugural-1961",
+                                 "2.8", "7.4", "-o", str(tmp_path / "no.mp3")])
+    assert result.exit_code == 1 and "no such published episode" in result.stderr
+    assert not (tmp_path / "no.mp3").exists()
