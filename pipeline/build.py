@@ -11,9 +11,9 @@ from filelock import FileLock, Timeout
 
 from .align import align_archive
 from .archive import load_archive
+from .audio import clip as cut_clip
 from .errors import PodarchiveError
 from .feed import check_feed, publish_archive
-from .audio import clip as cut_clip
 from .formats import episode_dir, render_archive
 from .model import Archive, Outcome, read_transcript
 from .privacy import leaks, publishable
