@@ -20,7 +20,17 @@ from .privacy import leaks, publishable
 from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
 
 LOCK_FILE = ".podarchive.lock"
-LOCK_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What to do when another run holds the archive: wait (telling ``on_wait``) or fail."""
+
+    wait: bool = True
+    on_wait: Callable[[], None] | None = None
+
+
+WAIT = Waiting()
 
 
 @dataclass
@@ -40,14 +50,18 @@ class RunReport:
         return not self.failures
 
 
-def locked(root: Path) -> FileLock:
+def locked(root: Path, waiting: Waiting = WAIT) -> FileLock:
     """The archive's lock, held: two runs interleaving writes could mix their outputs."""
-    lock = FileLock(str(Path(root) / LOCK_FILE), timeout=LOCK_TIMEOUT_SECONDS)
+    lock = FileLock(str(Path(root) / LOCK_FILE))
     try:
-        lock.acquire()
+        lock.acquire(timeout=0)
     except Timeout:
-        raise PodarchiveError(Path(root) / LOCK_FILE, None,
-                              "another podarchive run holds this archive; try again when it ends") from None
+        if not waiting.wait:
+            raise PodarchiveError(Path(root) / LOCK_FILE, None,
+                                  "another podarchive run holds this archive (--no-wait given)") from None
+        if waiting.on_wait:
+            waiting.on_wait()
+        lock.acquire()
     return lock
 
 
@@ -77,9 +91,10 @@ def transcribe(
     force: bool = False,
     on_start: Callable[[float], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    waiting: Waiting = WAIT,
 ) -> RunReport:
     """Transcribe the named episodes (all when none) that are stale."""
-    with locked(root):
+    with locked(root, waiting):
         report = _load(root)
         report.stages["transcribe"] = transcribe_archive(
             report.archive, plan(report.archive, slugs), options,
@@ -88,25 +103,25 @@ def transcribe(
     return report
 
 
-def align(root: Path, *, slugs: list[str] | None = None) -> RunReport:
+def align(root: Path, *, slugs: list[str] | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Re-time the words of transcripts edited since they were last timed."""
-    with locked(root):
+    with locked(root, waiting):
         report = _load(root)
         report.stages["align"] = align_archive(plan(report.archive, slugs))
     return report
 
 
-def render(root: Path, *, today: dt.date | None = None) -> RunReport:
+def render(root: Path, *, today: dt.date | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Write the captions and transcripts of every publishable episode into feed/."""
-    with locked(root):
+    with locked(root, waiting):
         report = _load(root)
         report.stages["render"] = render_archive(report.archive, today or dt.date.today())
     return report
 
 
-def feed(root: Path, *, today: dt.date | None = None) -> RunReport:
+def feed(root: Path, *, today: dt.date | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Publish the enclosures, chapters and feed.xml of every publishable episode."""
-    with locked(root):
+    with locked(root, waiting):
         report = _load(root)
         report.stages["feed"] = publish_archive(report.archive, today or dt.date.today())
     return report
@@ -133,9 +148,10 @@ def run(
     today: dt.date | None = None,
     on_start: Callable[[float], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    waiting: Waiting = WAIT,
 ) -> RunReport:
     """The whole job over every episode, each stage skipping what is up to date."""
-    with locked(root):
+    with locked(root, waiting):
         report = _load(root)
         archive = report.archive
         report.stages["transcribe"] = transcribe_archive(

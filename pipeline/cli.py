@@ -46,6 +46,10 @@ def _archive_root(ctx: click.Context) -> Path:
     return ctx.obj["archive"]
 
 
+def _waiting(ctx: click.Context) -> build.Waiting:
+    return ctx.obj["waiting"]
+
+
 def _fail(error: PodarchiveError, root: Path) -> None:
     click.echo(f"error: {error.located(root)}", err=True)
     sys.exit(1)
@@ -72,11 +76,19 @@ def _print_report(report: build.RunReport, root: Path) -> None:
         sys.exit(1)
 
 
-def _transcribe_options(model, language, beam_size) -> TranscribeOptions:
+def _transcribe_options(model, language, beam_size, batch_size) -> TranscribeOptions:
     defaults = TranscribeOptions()
     return TranscribeOptions(
         model=model, language=language, beam_size=beam_size or defaults.beam_size,
+        batch_size=batch_size or defaults.batch_size,
     )
+
+
+batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(1, 64), default=None,
+    help=f"Speech regions decoded together (default {TranscribeOptions().batch_size}); "
+         "changes speed and memory, not the words.",
+)
 
 
 model_option = click.option(
@@ -90,11 +102,15 @@ model_option = click.option(
 @click.version_option(__version__, prog_name="podarchive")
 @click.option("--archive", "archive", type=click.Path(file_okay=False, path_type=Path),
               default=".", show_default=True, help="The archive folder (holds archive.toml).")
+@click.option("--no-wait", is_flag=True,
+              help="Fail at once if another podarchive run holds the archive, instead of waiting.")
 @click.pass_context
-def cli(ctx: click.Context, archive: Path) -> None:
+def cli(ctx: click.Context, archive: Path, no_wait: bool) -> None:
     """Turn a podcast's recordings into a published, searchable, accessible archive."""
     ctx.ensure_object(dict)
     ctx.obj["archive"] = archive
+    ctx.obj["waiting"] = build.Waiting(wait=not no_wait, on_wait=lambda: click.echo(
+        "another podarchive run holds this archive: waiting for it to finish…", err=True))
 
 
 @cli.command()
@@ -121,17 +137,18 @@ def check(ctx: click.Context) -> None:
               help="Force one language (fr, en, …) for these episodes instead of episode.toml's.")
 @click.option("--beam-size", type=click.IntRange(1, 20), default=None,
               help=f"Beam width (default {TranscribeOptions().beam_size}).")
+@batch_size_option
 @click.option("--force", is_flag=True,
               help="Transcribe again even when up to date (reviewed transcripts are still kept).")
 @click.pass_context
-def transcribe(ctx, slugs, model, language, beam_size, force) -> None:
+def transcribe(ctx, slugs, model, language, beam_size, batch_size, force) -> None:
     """Transcribe episodes (all, or the SLUGS given) into episodes/<slug>/transcript.json."""
     root = _archive_root(ctx)
     progress = _AudioProgress()
     try:
         report = build.transcribe(
-            root, _transcribe_options(model, language, beam_size), slugs=list(slugs),
-            force=force, on_start=progress.start, progress=progress.advance,
+            root, _transcribe_options(model, language, beam_size, batch_size), slugs=list(slugs),
+            force=force, on_start=progress.start, progress=progress.advance, waiting=_waiting(ctx),
         )
     except PodarchiveError as error:
         _fail(error, root)
@@ -151,7 +168,7 @@ def align(ctx, slugs) -> None:
     """
     root = _archive_root(ctx)
     try:
-        report = build.align(root, slugs=list(slugs))
+        report = build.align(root, slugs=list(slugs), waiting=_waiting(ctx))
     except PodarchiveError as error:
         _fail(error, root)
     _print_report(report, root)
@@ -168,7 +185,7 @@ def render(ctx) -> None:
     """
     root = _archive_root(ctx)
     try:
-        report = build.render(root)
+        report = build.render(root, waiting=_waiting(ctx))
     except PodarchiveError as error:
         _fail(error, root)
     _print_report(report, root)
@@ -185,7 +202,7 @@ def feed(ctx) -> None:
     """
     root = _archive_root(ctx)
     try:
-        report = build.feed(root)
+        report = build.feed(root, waiting=_waiting(ctx))
     except PodarchiveError as error:
         _fail(error, root)
     _print_report(report, root)
@@ -214,16 +231,17 @@ def clip(ctx, slug, start, end, output) -> None:
 
 @cli.command()
 @model_option
-@click.option("--force", is_flag=True, help="Redo every stage even when up to date.")
+@batch_size_option
+@click.option("--force", is_flag=True, help="Transcribe again even when up to date.")
 @click.pass_context
-def run(ctx, model, force) -> None:
+def run(ctx, model, batch_size, force) -> None:
     """Do the whole job on every episode, skipping what is already up to date."""
     root = _archive_root(ctx)
     progress = _AudioProgress()
     try:
         report = build.run(
-            root, _transcribe_options(model, None, None), force=force,
-            on_start=progress.start, progress=progress.advance,
+            root, _transcribe_options(model, None, None, batch_size), force=force,
+            on_start=progress.start, progress=progress.advance, waiting=_waiting(ctx),
         )
     except PodarchiveError as error:
         _fail(error, root)

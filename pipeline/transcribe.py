@@ -7,15 +7,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import __version__
-from .align import SpeechActivity, clean_word_times
+from .align import _CLAUSE_END as CLAUSE_END
+from .align import _SENTENCE_END as SENTENCE_END
+from .align import SpeechActivity, clean_word_times, join_words
 from .audio import SAMPLE_RATE, probe, speaker_tracks
 from .embedded_model import model_identity, resolve_model
 from .errors import PodarchiveError
 from .model import Archive, Episode, Outcome, Segment, Transcript, Word, read_transcript
 from .storage import atomic_write_json, sha256_file
 
-# Segments shorter than this carry too little speech for a trustworthy language guess.
+# Regions shorter than this carry too little speech for a trustworthy language guess.
 _MIN_DETECTION_SECONDS = 2.0
+# Transcript segments: cut at pauses this long, and kept under this length.
+SEGMENT_PAUSE_SECONDS = 1.0
+MAX_SEGMENT_SECONDS = 20.0
 
 Progress = Callable[[float], None]
 
@@ -24,16 +29,16 @@ Progress = Callable[[float], None]
 class TranscribeOptions:
     """What the user chose; together with the episode it decides the decoding options.
 
-    beam_size 10 was picked over 1, 5 and 8 on the 12 real clips in shared/audio: same
-    speed on 2 cores, and the lowest mean word error rate (leopard-fr 0.15 -> 0.00 over
-    beam 5, FLEURS French mean 0.30 -> 0.28).
+    Measured on the 12 real clips of shared/audio with the batched pipeline: beam 5 gives
+    the same word error rates as beam 10 (jfk, leopard-fr, cheetah-fr 0.00; ej-fra with
+    its glossary 0.09) for 3 % less time, and beam 1 is worse (leopard-fr 0.15).
     """
 
     model: str | None = None
     language: str | None = None
-    beam_size: int = 10
-    vad: bool = True
+    beam_size: int = 5
     compute_type: str = "int8"
+    batch_size: int = 8  # speed only: not recorded, changing it transcribes nothing again
 
 
 DEFAULT_OPTIONS = TranscribeOptions()
@@ -49,7 +54,7 @@ def decoding_options(archive: Archive, episode: Episode, options: TranscribeOpti
     return {
         "language": options.language or episode.language,
         "beam_size": options.beam_size,
-        "vad_filter": options.vad,
+        "vad_filter": True,
         "compute_type": options.compute_type,
         "hotwords": hotwords(archive, episode),
         "channels": {str(p.channel): p.name for p in episode.persons if p.channel is not None},
@@ -145,7 +150,7 @@ def transcribe_archive(
         try:
             transcript = transcribe_episode(
                 model.get(), episode, opts, model_id=identity, audio_sha256=audio_sha256,
-                progress=progress,
+                batch_size=options.batch_size, progress=progress,
             )
             atomic_write_json(episode.transcript_path, transcript.to_json())
             outcomes.append(Outcome(episode.slug, "transcribed", seconds=transcript.duration))
@@ -164,36 +169,41 @@ def transcribe_episode(
     *,
     model_id: str,
     audio_sha256: str,
+    batch_size: int = 8,
     progress: Progress | None = None,
 ) -> Transcript:
-    """Run faster-whisper on one episode (each stereo channel apart when persons say so)."""
+    """Run faster-whisper on one episode (each stereo channel apart when persons say so).
+
+    faster-whisper's batched pipeline decodes the speech regions VAD finds in parallel;
+    its segments are whole regions (up to 30 s), so they are cut again at sentence ends
+    and pauses, which is what captions, paragraphs and search hits want.
+    """
+    from faster_whisper import BatchedInferencePipeline
+
     tracks = speaker_tracks(episode, SAMPLE_RATE)
     duration = len(tracks[0][1]) / SAMPLE_RATE
     language = None if opts["language"] == "auto" else opts["language"]
+    batched = BatchedInferencePipeline(whisper)
     detected = language
     segments: list[Segment] = []
     for speaker, samples in tracks:
-        found, info = whisper.transcribe(
+        found, info = batched.transcribe(
             samples,
             language=language,
             multilingual=language is None,
-            # Conditioning on the previous window's text keeps whisper in that window's
-            # language: measured on mit-licence-en-de, it dropped the whole German half.
-            condition_on_previous_text=language is not None,
             beam_size=opts["beam_size"],
-            vad_filter=opts["vad_filter"],
+            batch_size=batch_size,
             word_timestamps=True,
             hotwords=", ".join(opts["hotwords"]) or None,
         )
         done = 0.0
         track_segments = []
-        for found_segment in found:
-            segment = _segment(found_segment, speaker)
-            if segment.words:
-                track_segments.append(segment)
+        for region in found:
+            region_language = language or _language_of(whisper, samples, region.start, region.end)
+            track_segments += _sentences(_segment(region, speaker), region_language)
             if progress:
-                progress((found_segment.end - done) / len(tracks))
-            done = found_segment.end
+                progress((region.end - done) / len(tracks))
+            done = region.end
         if progress:
             progress((duration - done) / len(tracks))
         segments.extend(clean_word_times(track_segments, SpeechActivity(samples, SAMPLE_RATE)))
@@ -201,7 +211,7 @@ def transcribe_episode(
     segments.sort(key=lambda segment: (segment.start, segment.end))
     for number, segment in enumerate(segments):
         segment.id = number
-        segment.language = language or _segment_language(whisper, tracks, segment, detected)
+        segment.language = segment.language or detected or ""
     transcript = Transcript(
         episode=episode.slug,
         language=detected or "",
@@ -234,11 +244,35 @@ def _segment(found, speaker: str) -> Segment:
                    text=found.text.strip(), speaker=speaker, words=words)
 
 
-def _segment_language(whisper, tracks, segment: Segment, fallback: str | None) -> str:
-    """A code-switching episode's language, segment by segment."""
-    if segment.end - segment.start < _MIN_DETECTION_SECONDS:
-        return fallback or ""
-    samples = next(s for speaker, s in tracks if speaker == segment.speaker)
-    clip = samples[int(segment.start * SAMPLE_RATE):int(segment.end * SAMPLE_RATE)]
+def _language_of(whisper, samples, start: float, end: float) -> str:
+    """The language spoken in one speech region of a code-switching episode ("" if too
+    short to tell)."""
+    if end - start < _MIN_DETECTION_SECONDS:
+        return ""
+    clip = samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
     language, _probability, _all = whisper.detect_language(audio=clip)
     return language
+
+
+def _sentences(region: Segment, language: str) -> list[Segment]:
+    """Cut a speech region into segments at sentence ends and pauses, and at a clause
+    end once a segment grows long, so no segment runs much past MAX_SEGMENT_SECONDS."""
+    pieces: list[list[Word]] = [[]]
+    for n, word in enumerate(region.words):
+        pieces[-1].append(word)
+        following = region.words[n + 1] if n + 1 < len(region.words) else None
+        if following is None:
+            break
+        length = word.end - pieces[-1][0].start
+        if (
+            word.text.endswith(SENTENCE_END)
+            or following.start - word.end >= SEGMENT_PAUSE_SECONDS
+            or (length >= MAX_SEGMENT_SECONDS / 2 and word.text.endswith(CLAUSE_END))
+            or length >= MAX_SEGMENT_SECONDS
+        ):
+            pieces.append([])
+    return [
+        Segment(id=0, start=words[0].start, end=words[-1].end, text=join_words([w.text for w in words]),
+                speaker=region.speaker, language=language, words=words)
+        for words in pieces if words
+    ]

@@ -1,5 +1,7 @@
 import subprocess
 import sys
+import threading
+import time
 
 from click.testing import CliRunner
 from filelock import FileLock
@@ -42,10 +44,27 @@ def test_a_model_folder_without_weights_is_named(tmp_path):
     assert not (root / "episodes/kennedy-inaugural-1961/transcript.json").exists()
 
 
-def test_a_second_run_waits_for_the_first_then_says_why(tmp_path, monkeypatch):
+def test_a_second_run_fails_fast_with_no_wait(tmp_path):
     root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
-    monkeypatch.setattr(build, "LOCK_TIMEOUT_SECONDS", 0.1)
     with FileLock(str(root / build.LOCK_FILE)):
-        result = CliRunner().invoke(cli, ["--archive", str(root), "run"])
+        result = CliRunner().invoke(cli, ["--archive", str(root), "--no-wait", "render"])
     assert result.exit_code == 1
-    assert "another podarchive run holds this archive" in result.stderr
+    assert "another podarchive run holds this archive (--no-wait given)" in result.stderr
+
+
+def test_a_second_run_waits_for_the_first_and_says_so(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
+    held = threading.Event()
+
+    def hold_the_lock_a_moment():
+        with FileLock(str(root / build.LOCK_FILE)):
+            held.set()
+            time.sleep(0.5)
+
+    threading.Thread(target=hold_the_lock_a_moment).start()
+    held.wait()
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["--archive", str(root), "render"])
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started >= 0.4
+    assert "waiting for it to finish" in result.stderr
