@@ -22,6 +22,7 @@ ARCHIVE_FILE = "archive.toml"
 EPISODE_FILE = "episode.toml"
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
 STATUSES = ("public", "restricted", "embargoed")
+MAX_DESCRIPTION_CHARS = 4000
 ROLES = ("host", "guest", "interviewer", "narrator")
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -188,7 +189,23 @@ def load_archive(root: Path | str) -> Archive:
             archive.episodes.append(episode)
         except PodarchiveError as error:
             archive.problems.append(error)
+    _refuse_shared_guids(archive)
     return archive
+
+
+def _refuse_shared_guids(archive: Archive) -> None:
+    """Two items with one guid make podcast apps drop or merge episodes: keep neither."""
+    by_guid: dict[str, list[Episode]] = {}
+    for episode in archive.episodes:
+        if episode.guid:
+            by_guid.setdefault(episode.guid, []).append(episode)
+    for guid, episodes in by_guid.items():
+        if len(episodes) > 1:
+            slugs = ", ".join(e.slug for e in episodes)
+            for episode in episodes:
+                archive.episodes.remove(episode)
+                archive.problems.append(PodarchiveError(
+                    episode.metadata_path, "guid", f"{guid!r} is used by several episodes ({slugs})"))
 
 
 def _check_slug_is_not_redacted(archive: Archive, episode: Episode) -> None:
@@ -233,7 +250,7 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
         title=reader.get("title", _text, required=True),
         date=reader.get("date", _date, required=True),
         audio=audio,
-        description=reader.get("description", _text, default=""),
+        description=reader.get("description", _description, default=""),
         language=reader.get("language", _language, default=default_language),
         glossary=reader.get("glossary", _text_list, default=[]),
         season=reader.get("season", _positive_int),
@@ -260,8 +277,21 @@ def _audio(folder: Path, value: Any) -> str:
         raise _Invalid(f"must be a file name inside the episode folder, got {value!r}")
     if Path(value).suffix.lower() not in AUDIO_SUFFIXES:
         raise _Invalid(f"{value!r} is not a supported audio file ({', '.join(AUDIO_SUFFIXES)})")
-    if not (folder / value).is_file():
-        raise _Invalid(f"audio file not found: {folder / value}")
+    path = folder / value
+    if not path.is_file():
+        raise _Invalid(f"audio file not found: {path}")
+    if path.is_symlink() and not path.resolve().is_relative_to(folder.parent.parent.resolve()):
+        raise _Invalid(f"{value!r} is a link to {path.resolve()}, outside the archive")
+    if path.stat().st_size == 0:
+        raise _Invalid(f"audio file is empty: {path}")
+    return value
+
+
+def _description(value: Any) -> str:
+    value = _text(value)
+    if len(value) > MAX_DESCRIPTION_CHARS:
+        raise _Invalid(f"{len(value)} characters; podcast apps take at most {MAX_DESCRIPTION_CHARS} "
+                       "(Apple's limit): shorten it")
     return value
 
 

@@ -22,6 +22,8 @@ from .model import Episode
 from .storage import atomic_write_bytes, sha256_file
 
 SAMPLE_RATE = 16000  # what whisper listens at
+# Less than this share of the declared duration decodes: the file was cut short.
+TRUNCATED_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,12 @@ def probe(path: Path) -> AudioInfo:
                 duration = _decoded_duration(container)
             return AudioInfo(float(duration), stream.channels, stream.sample_rate)
     except av.FFmpegError as error:
-        raise PodarchiveError(path, "audio", f"not a readable audio file ({error})") from None
+        raise PodarchiveError(path, "audio", f"not a readable audio file ({_reason(error)})") from None
+
+
+def _reason(error: Exception) -> str:
+    """FFmpeg's own words for a failure, without its error number and the path again."""
+    return getattr(error, "strerror", None) or str(error)
 
 
 def _decoded_duration(container: av.container.InputContainer) -> float:
@@ -63,21 +70,27 @@ def speaker_tracks(episode: Episode, sample_rate: int = SAMPLE_RATE) -> list[tup
     from faster_whisper import decode_audio
 
     path = episode.audio_path
+    info = probe(path)
     by_channel = {p.channel: p.name for p in episode.persons if p.channel is not None}
-    if by_channel and probe(path).channels != 2:
+    if by_channel and info.channels != 2:
         raise PodarchiveError(episode.metadata_path, "persons",
                               "persons name stereo channels but the recording is not stereo")
     try:
         if by_channel:
             channels = decode_audio(str(path), sampling_rate=sample_rate, split_stereo=True)
-            return [(by_channel[n], samples) for n, samples in enumerate(channels, 1)
-                    if n in by_channel]
-        samples = decode_audio(str(path), sampling_rate=sample_rate)
+            tracks = [(by_channel[n], samples) for n, samples in enumerate(channels, 1)
+                      if n in by_channel]
+        else:
+            # Only a sole listed person can be named without diarization; otherwise nobody.
+            speaker = episode.persons[0].name if len(episode.persons) == 1 else ""
+            tracks = [(speaker, decode_audio(str(path), sampling_rate=sample_rate))]
     except Exception as error:  # noqa: BLE001 - PyAV raises many kinds of decoding error
-        raise PodarchiveError(path, "audio", f"cannot decode the recording ({error})") from None
-    # Only a sole listed person can be named without diarization; otherwise leave it empty.
-    speaker = episode.persons[0].name if len(episode.persons) == 1 else ""
-    return [(speaker, samples)]
+        raise PodarchiveError(path, "audio", f"cannot decode the recording ({_reason(error)})") from None
+    decoded = len(tracks[0][1]) / sample_rate
+    if info.duration > 1 and decoded < info.duration * TRUNCATED_BELOW:
+        raise PodarchiveError(path, "audio", f"the recording is truncated or damaged: only {decoded:.1f} s "
+                                             f"of the {info.duration:.1f} s it declares could be decoded")
+    return tracks
 
 
 # The published enclosure: what podcast apps expect (Apple's and the AES's
@@ -144,15 +157,21 @@ def _recorded_source(path: Path) -> str | None:
 
 
 def _decode_for_publishing(source: Path) -> tuple[np.ndarray, int]:
-    """(frames x channels float samples at 44.1 kHz, channel count): mono or stereo as the source."""
+    """(frames x channels float samples at 44.1 kHz, channel count): mono stays mono,
+    anything with more channels becomes stereo."""
+    channels = 1 if probe(source).channels == 1 else 2
+    resampler = av.AudioResampler(format="flt", layout="mono" if channels == 1 else "stereo",
+                                  rate=PUBLISHED_SAMPLE_RATE)
+    chunks = []
     try:
-        sound = AudioSegment.from_file(source)
-    except Exception as error:  # noqa: BLE001 - pydub passes on ffmpeg's failures as they come
+        with av.open(str(source)) as container:
+            for frame in container.decode(audio=0):
+                chunks += [f.to_ndarray().reshape(-1, channels) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1, channels) for f in resampler.resample(None)]
+    except av.FFmpegError as error:
         raise PodarchiveError(source, "audio", f"cannot decode the recording ({error})") from None
-    channels = min(sound.channels, 2)
-    sound = sound.set_frame_rate(PUBLISHED_SAMPLE_RATE).set_channels(channels).set_sample_width(2)
-    samples = np.array(sound.get_array_of_samples(), dtype=np.float64).reshape(-1, channels) / 32768.0
-    return samples, channels
+    samples = np.concatenate(chunks) if chunks else np.zeros((0, channels), dtype=np.float32)
+    return samples.astype(np.float64), channels
 
 
 def normalise_loudness(samples: np.ndarray, rate: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from .feed import check_feed, publish_archive
 from .formats import episode_dir, render_archive
 from .model import Archive, Outcome, read_transcript
 from .privacy import leaks, publishable
+from .storage import remove_stale_temporaries
 from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
 
 LOCK_FILE = ".podarchive.lock"
@@ -43,7 +44,9 @@ class RunReport:
     def failures(self) -> list[PodarchiveError]:
         failed = [outcome.error for outcomes in self.stages.values() for outcome in outcomes
                   if outcome.status == "failed" and outcome.error is not None]
-        return [*self.problems, *failed]
+        # A broken file stops each stage that reads it: say so once.
+        unique = {str(error): error for error in [*self.problems, *failed]}
+        return list(unique.values())
 
     @property
     def ok(self) -> bool:
@@ -62,6 +65,8 @@ def locked(root: Path, waiting: Waiting = WAIT) -> FileLock:
         if waiting.on_wait:
             waiting.on_wait()
         lock.acquire()
+    # Holding the lock, no other run is writing: any temporary file left is a killed run's.
+    remove_stale_temporaries(root)
     return lock
 
 

@@ -50,8 +50,16 @@ def _waiting(ctx: click.Context) -> build.Waiting:
     return ctx.obj["waiting"]
 
 
+def _print_errors(errors: list[PodarchiveError], root: Path) -> int:
+    """Each problem on its own line, prefixed so scripts can grep them; returns the count."""
+    lines = [line for error in errors for line in error.lines(root)]
+    for line in lines:
+        click.echo(f"error: {line}", err=True)
+    return len(lines)
+
+
 def _fail(error: PodarchiveError, root: Path) -> None:
-    click.echo(f"error: {error.located(root)}", err=True)
+    _print_errors([error], root)
     sys.exit(1)
 
 
@@ -68,11 +76,9 @@ def _print_report(report: build.RunReport, root: Path) -> None:
                 click.echo(f"{stage} {outcome.slug}: {outcome.status}{seconds}{detail}")
         if unchanged:
             click.echo(f"{stage}: {unchanged} episode(s) up to date")
-    failures = report.failures
-    for error in failures:
-        click.echo(f"error: {error.located(root)}", err=True)
-    if failures:
-        click.echo(f"{len(failures)} problem(s); the other episodes were processed.", err=True)
+    count = _print_errors(report.failures, root)
+    if count:
+        click.echo(f"{count} problem(s); the other episodes were processed.", err=True)
         sys.exit(1)
 
 
@@ -122,10 +128,9 @@ def check(ctx: click.Context) -> None:
         report = build.check(root)
     except PodarchiveError as error:
         _fail(error, root)
-    for error in report.problems:
-        click.echo(f"error: {error.located(root)}", err=True)
-    if report.problems:
-        click.echo(f"{len(report.problems)} problem(s) found.", err=True)
+    count = _print_errors(report.problems, root)
+    if count:
+        click.echo(f"{count} problem(s) found.", err=True)
         sys.exit(1)
     click.echo(f"ok: {len(report.archive.episodes)} episode(s), no problem found.")
 

@@ -28,6 +28,10 @@ class PodarchiveError(Exception):
         parts.append(self.message)
         return ": ".join(parts)
 
+    def lines(self, root: Path | None = None) -> list[str]:
+        """One line per problem, each naming its file."""
+        return [self.located(root)]
+
     def __str__(self) -> str:
         return self.located()
 
@@ -40,5 +44,8 @@ class InvalidFile(PodarchiveError):
         super().__init__(first.path, first.field, first.message)
         self.problems = problems
 
+    def lines(self, root: Path | None = None) -> list[str]:
+        return [problem.located(root) for problem in self.problems]
+
     def located(self, root: Path | None = None) -> str:
-        return "\n".join(problem.located(root) for problem in self.problems)
+        return "\n".join(self.lines(root))

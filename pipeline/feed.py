@@ -25,7 +25,7 @@ from . import __version__
 from .audio import publish_audio, published_audio_info
 from .errors import PodarchiveError
 from .formats import WRITERS, episode_dir
-from .model import Archive, Episode, Outcome, Transcript, read_transcript
+from .model import Archive, Episode, Outcome, Transcript, read_current_transcript
 from .privacy import publishable, published_episode, silenced_spans
 from .storage import dump_json, write_if_changed
 
@@ -213,7 +213,7 @@ def publish_archive(archive: Archive, today: dt.date) -> list[Outcome]:
             continue
         episode = published_episode(archive, private)
         try:
-            transcript = read_transcript(episode.transcript_path)
+            transcript = read_current_transcript(episode)
             if transcript is None:
                 outcomes.append(Outcome(episode.slug, "not in feed", "no transcript yet"))
                 continue

@@ -18,7 +18,7 @@ import jinja2
 
 from .align import Cue, build_cues, join_words
 from .errors import PodarchiveError
-from .model import Archive, Episode, Outcome, Segment, Transcript, read_transcript
+from .model import Archive, Episode, Outcome, Segment, Transcript, read_current_transcript
 from .privacy import publishable, published_episode, published_transcript
 from .storage import write_if_changed
 
@@ -233,7 +233,7 @@ def render_archive(archive: Archive, today: dt.date) -> list[Outcome]:
             outcomes.append(Outcome(episode.slug, "not published", _why_private(episode, today)))
             continue
         try:
-            transcript = read_transcript(episode.transcript_path)
+            transcript = read_current_transcript(episode)
             if transcript is None:
                 outcomes.append(Outcome(episode.slug, "not rendered", "no transcript yet"))
                 continue

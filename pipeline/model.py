@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PodarchiveError
+from .storage import sha256_file
 
 TRANSCRIPT_SCHEMA_VERSION = 1
 
@@ -80,6 +81,17 @@ def read_transcript(path: Path) -> Transcript | None:
         raise PodarchiveError(path, "syntax", f"not valid JSON: {error}") from None
     except (KeyError, TypeError, AttributeError) as error:
         raise PodarchiveError(path, "segments", f"not a podarchive transcript: {error}") from None
+
+
+def read_current_transcript(episode: Episode) -> Transcript | None:
+    """The episode's transcript, refused if it was made from another recording than the
+    one episode.toml names now: its times would point at the wrong moments."""
+    transcript = read_transcript(episode.transcript_path)
+    if transcript is not None and transcript.audio_sha256 != sha256_file(episode.audio_path):
+        raise PodarchiveError(episode.transcript_path, "audio_sha256",
+                              f"made from another recording than {episode.audio}: "
+                              "run `podarchive transcribe` (a reviewed transcript must be un-reviewed first)")
+    return transcript
 
 
 @dataclass

@@ -9,7 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import PodarchiveError
+
 _CHUNK = 1 << 20
+TEMPORARY_SUFFIX = ".tmp"
 
 
 def _umask() -> int:
@@ -22,10 +25,20 @@ _FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder.
+
+    A full disk or a read-only folder becomes a PodarchiveError naming the file.
+    """
     path = Path(path)
+    try:
+        _write_through_temporary(path, data)
+    except OSError as error:
+        raise PodarchiveError(path, None, f"cannot write: {error.strerror or error}") from None
+
+
+def _write_through_temporary(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         # mkstemp makes the file private; published files must be readable like any other.
         os.fchmod(fd, _FILE_MODE)
@@ -70,3 +83,14 @@ def sha256_file(path: Path) -> str:
         while chunk := source.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Delete the temporary files a killed run left behind (call it holding the archive lock)."""
+    removed = []
+    for folder in ("episodes", "feed", "index"):
+        for path in sorted((Path(root) / folder).rglob(f".*{TEMPORARY_SUFFIX}")):
+            if path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed

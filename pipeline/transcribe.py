@@ -13,7 +13,16 @@ from .align import SpeechActivity, clean_word_times, join_words
 from .audio import SAMPLE_RATE, probe, speaker_tracks
 from .embedded_model import model_identity, resolve_model
 from .errors import PodarchiveError
-from .model import Archive, Episode, Outcome, Segment, Transcript, Word, read_transcript
+from .model import (
+    Archive,
+    Episode,
+    Outcome,
+    Segment,
+    Transcript,
+    Word,
+    read_current_transcript,
+    read_transcript,
+)
 from .storage import atomic_write_json, sha256_file
 
 # Regions shorter than this carry too little speech for a trustworthy language guess.
@@ -132,11 +141,12 @@ def transcribe_archive(
     for episode in episodes:
         try:
             existing = read_transcript(episode.transcript_path)
+            audio_sha256 = sha256_file(episode.audio_path)
             if existing is not None and existing.reviewed:
+                read_current_transcript(episode)  # a reviewed transcript of another recording is an error
                 outcomes.append(Outcome(episode.slug, "reviewed",
                                         "reviewed by a producer: never overwritten"))
                 continue
-            audio_sha256 = sha256_file(episode.audio_path)
             opts = decoding_options(archive, episode, options)
             if existing is not None and not force and is_up_to_date(existing, audio_sha256, identity, opts):
                 outcomes.append(Outcome(episode.slug, "up-to-date"))

@@ -1,3 +1,4 @@
+import json
 import re
 import shutil
 from pathlib import Path
@@ -6,7 +7,10 @@ import jiwer
 import pytest
 from click.testing import CliRunner
 
+from pipeline.archive import load_episode
 from pipeline.cli import cli
+from pipeline.model import Transcript
+from pipeline.storage import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCES = Path(__file__).resolve().parent / "data" / "references"
@@ -36,6 +40,16 @@ def copy_archive(target: Path, slugs: list[str] | None = None) -> Path:
             shutil.copytree(folder, target / "episodes" / folder.name,
                             ignore=shutil.ignore_patterns("transcript.json"))
     return target
+
+
+def write_transcript(root: Path, slug: str, segments: list, *, language: str = "en",
+                     duration: float = 11.0) -> Transcript:
+    """A hand-made transcript.json for the recording episode.toml names (tests without the model)."""
+    episode = load_episode(root / "episodes" / slug)
+    transcript = Transcript(slug, language, duration, "hand-made", {}, sha256_file(episode.audio_path), segments)
+    transcript.timing_sha256 = transcript.words_digest()
+    episode.transcript_path.write_text(json.dumps(transcript.to_json(), ensure_ascii=False), "utf-8")
+    return transcript
 
 
 @pytest.fixture(autouse=True)

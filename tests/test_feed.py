@@ -14,9 +14,9 @@ from mutagen.id3 import ID3
 from pydub import AudioSegment
 
 from pipeline.cli import cli
-from pipeline.model import Segment, Transcript, Word
+from pipeline.model import Segment, Word
 
-from conftest import copy_archive
+from conftest import copy_archive, write_transcript
 
 TITLE = 'Q&A: why 1 < 2, "quoted" l\'été 🎙️ & <co>'
 
@@ -116,8 +116,7 @@ def one_episode(tmp_path):
     root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961", "conservateur-des-eaux-et-forets"])
     for slug in ("kennedy-inaugural-1961", "conservateur-des-eaux-et-forets"):
         words = [Word(w, 0.5 + n * 0.5, 0.9 + n * 0.5, 0.9) for n, w in enumerate(["ask", "not", "what"])]
-        transcript = Transcript(slug, "en", 11.0, "m", {}, "0" * 64, [Segment(0, 0.5, 2.0, "", "", "en", words)])
-        (root / "episodes" / slug / "transcript.json").write_text(json.dumps(transcript.to_json()), "utf-8")
+        write_transcript(root, slug, [Segment(0, 0.5, 2.0, "", "", "en", words)])
     return root
 
 

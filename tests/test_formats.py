@@ -11,9 +11,9 @@ import webvtt
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.model import Segment, Transcript, Word
+from pipeline.model import Segment, Word
 
-from conftest import copy_archive
+from conftest import copy_archive, write_transcript
 
 FORMATS = ("vtt", "srt", "txt", "json", "html")
 NS = "{http://www.w3.org/1999/xhtml}"
@@ -161,9 +161,8 @@ def hostile_archive(tmp_path):
         'title = "Ask not what your country can do for you"', f"title = {json.dumps(HOSTILE)}"), "utf-8")
     texts = ["<script>alert(1)</script>", "&", "-->", "Q&A", "done."]
     words = [Word(text, 0.5 + n * 0.4, 0.8 + n * 0.4, 0.9) for n, text in enumerate(texts)]
-    transcript = Transcript("kennedy-inaugural-1961", "en", 11.0, "m", {}, "0" * 64,
-                            [Segment(0, 0.5, 2.5, " ".join(texts), "Ann <b>&</b>", "en", words)])
-    (folder / "transcript.json").write_text(json.dumps(transcript.to_json()), "utf-8")
+    write_transcript(root, "kennedy-inaugural-1961",
+                     [Segment(0, 0.5, 2.5, " ".join(texts), "Ann <b>&</b>", "en", words)])
     result = CliRunner().invoke(cli, ["--archive", str(root), "render"])
     assert result.exit_code == 0, result.output
     return root / "feed/episodes/kennedy-inaugural-1961"
