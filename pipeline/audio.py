@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
-import pyloudnorm
 from mutagen import id3
 from mutagen.mp3 import MP3
 from pydub import AudioSegment
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from . import __version__
 from .errors import PodarchiveError
@@ -94,14 +95,18 @@ def speaker_tracks(episode: Episode, sample_rate: int = SAMPLE_RATE) -> list[tup
 
 
 # The published enclosure: what podcast apps expect (Apple's and the AES's
-# recommendation for spoken word: -16 LUFS integrated, peaks at least 1 dB below full scale).
+# recommendation for spoken word: -16 LUFS integrated, true peaks under -1.5 dBTP).
 PUBLISHED_SAMPLE_RATE = 44100
 TARGET_LUFS = -16.0
-PEAK_LIMIT_DBFS = -1.5
+PEAK_LIMIT_DBTP = -1.5
+LOUDNESS_RANGE_LU = 11.0
 BITRATES = {1: "64k", 2: "128k"}
 SOURCE_TAG = "podarchive-source"
-_LIMITER_LOOKAHEAD_SECONDS = 0.005
-_LIMITER_RELEASE_SECONDS = 0.05
+# Shorter than this, loudness cannot be measured (BS.1770 gates 400 ms blocks).
+_MEASURABLE_SECONDS = 0.5
+_LOUDNESS_TOLERANCE_LU = 0.5
+_SHORTEST_MP3_SECONDS = 0.05
+_SILENCING_FRAME_SAMPLES = 64
 
 
 @dataclass(frozen=True)
@@ -125,25 +130,71 @@ def publish_audio(
 ) -> bool:
     """Write the published mp3 of ``source`` at ``target``; False if it was already up to date.
 
-    The spans in ``silence`` are replaced by digital silence before anything is encoded;
-    the loudness is normalised to TARGET_LUFS with a look-ahead peak limiter; tags and
-    chapters go into ID3. The mp3 records a digest of everything it was made from, so
-    a re-run with nothing changed re-encodes nothing and changes no byte.
+    ffmpeg streams the recording through: the spans in ``silence`` become digital silence
+    before anything else, then two-pass loudness normalisation (EBU R128 ``loudnorm``,
+    linear when the peaks allow) to TARGET_LUFS, then mp3. Streaming keeps memory flat
+    for hour-long interviews. Tags and chapters go into ID3, with a digest of everything
+    the file was made from, so a re-run with nothing changed re-encodes nothing.
     """
     key = _source_key(sha256_file(source), silence, tags, chapters)
     if target.exists() and _recorded_source(target) == key:
         return False
-    samples, channels = _decode_for_publishing(source)
-    for start, end in silence:
-        samples[int(start * PUBLISHED_SAMPLE_RATE):int(np.ceil(end * PUBLISHED_SAMPLE_RATE))] = 0.0
-    samples = normalise_loudness(samples, PUBLISHED_SAMPLE_RATE)
-    _encode(samples, channels, target, tags, chapters, key)
+    info = probe(source)
+    filters = _silencing(silence, info.sample_rate)
+    measured = _measure_loudness(source, filters) if info.duration >= _MEASURABLE_SECONDS else None
+    if measured is not None:
+        filters.append(_loudnorm(measured))
+    # A recording too short for one mp3 frame is padded to one, so every player can open it.
+    filters += [f"aresample={PUBLISHED_SAMPLE_RATE}", f"apad=whole_dur={_SHORTEST_MP3_SECONDS}"]
+    channels = 1 if info.channels == 1 else 2
+    mp3 = _encode_mp3(source, filters, channels)
+    if measured is not None:
+        # loudnorm falls back to dynamic mode when a linear gain would clip: check the
+        # result and correct what is left over (rarely more than 1 LU, on short clips).
+        missed = TARGET_LUFS - _integrated_loudness(mp3)
+        if abs(missed) > _LOUDNESS_TOLERANCE_LU:
+            mp3 = _encode_mp3(source, [*filters, f"volume={missed:.2f}dB"], channels)
+    mp3 = io.BytesIO(mp3)
+    _write_tags(mp3, tags, chapters, info.duration, key)
+    atomic_write_bytes(target, mp3.getvalue())
     return True
+
+
+def _silencing(spans: list[tuple[float, float]], sample_rate: int) -> list[str]:
+    """ffmpeg filters that turn ``spans`` into digital silence. ffmpeg switches a filter
+    on or off per frame, by the frame's start: frames are cut small, and every frame that
+    reaches into a span is silenced whole."""
+    if not spans:
+        return []
+    frame = _SILENCING_FRAME_SAMPLES / sample_rate
+    return [f"asetnsamples=n={_SILENCING_FRAME_SAMPLES}:p=0",
+            *(f"volume=enable='between(t,{start - frame:.4f},{end:.4f})':volume=0" for start, end in spans)]
+
+
+def _encode_mp3(source: Path, filters: list[str], channels: int) -> bytes:
+    # Into a real file, not a pipe: ffmpeg seeks back to write the LAME header whose
+    # encoder delay lets players start on the first sample, keeping every time exact.
+    with tempfile.TemporaryDirectory(prefix="podarchive-") as scratch:
+        encoded = Path(scratch) / "audio.mp3"
+        _ffmpeg(source, [
+            "-af", ",".join(filters), "-ac", str(channels), "-ar", str(PUBLISHED_SAMPLE_RATE),
+            "-c:a", "libmp3lame", "-b:a", BITRATES[channels],
+            "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact", str(encoded),
+        ])
+        return encoded.read_bytes()
+
+
+def _integrated_loudness(mp3: bytes) -> float:
+    finished = subprocess.run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-i", "pipe:0", "-af", "ebur128", "-f", "null", "-"],
+        input=mp3, capture_output=True, check=False)
+    summary = finished.stderr.decode("utf-8", "replace").rsplit("Summary:", 1)[-1]
+    return float(re.search(r"I:\s*(-?[\d.]+|-inf) LUFS", summary).group(1))
 
 
 def _source_key(audio_sha256: str, silence, tags, chapters) -> str:
     made_from = {"audio": audio_sha256, "silence": [[round(a, 3), round(b, 3)] for a, b in silence],
-                 "tags": tags, "chapters": chapters, "lufs": TARGET_LUFS, "peak": PEAK_LIMIT_DBFS,
+                 "tags": tags, "chapters": chapters, "lufs": TARGET_LUFS, "peak": PEAK_LIMIT_DBTP,
                  "bitrates": BITRATES, "version": __version__}
     return hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()
 
@@ -156,70 +207,34 @@ def _recorded_source(path: Path) -> str | None:
     return str(frames[0].text[0]) if frames else None
 
 
-def _decode_for_publishing(source: Path) -> tuple[np.ndarray, int]:
-    """(frames x channels float samples at 44.1 kHz, channel count): mono stays mono,
-    anything with more channels becomes stereo."""
-    channels = 1 if probe(source).channels == 1 else 2
-    resampler = av.AudioResampler(format="flt", layout="mono" if channels == 1 else "stereo",
-                                  rate=PUBLISHED_SAMPLE_RATE)
-    chunks = []
+def _ffmpeg(source: Path, arguments: list[str]) -> subprocess.CompletedProcess:
+    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "info", "-i", str(source), *arguments]
     try:
-        with av.open(str(source)) as container:
-            for frame in container.decode(audio=0):
-                chunks += [f.to_ndarray().reshape(-1, channels) for f in resampler.resample(frame)]
-            chunks += [f.to_ndarray().reshape(-1, channels) for f in resampler.resample(None)]
-    except av.FFmpegError as error:
-        raise PodarchiveError(source, "audio", f"cannot decode the recording ({error})") from None
-    samples = np.concatenate(chunks) if chunks else np.zeros((0, channels), dtype=np.float32)
-    return samples.astype(np.float64), channels
+        finished = subprocess.run(command, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise PodarchiveError(source, "audio", "ffmpeg is not installed (apt-get install ffmpeg)") from None
+    if finished.returncode != 0:
+        last = finished.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+        raise PodarchiveError(source, "audio", f"ffmpeg could not process the recording ({last[0]})")
+    return finished
 
 
-def normalise_loudness(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Gain to TARGET_LUFS, peaks held under PEAK_LIMIT_DBFS (limiting lowers loudness a
-    little, so the gain is corrected twice against the limited result)."""
-    meter = pyloudnorm.Meter(rate)
-    measured = _loudness(meter, samples)
-    if measured is None:
-        return samples  # silence, or too short to measure: nothing to normalise
-    gain_db = TARGET_LUFS - measured
-    for _ in range(3):
-        limited = _limit_peaks(samples * 10 ** (gain_db / 20), rate)
-        result = _loudness(meter, limited)
-        if result is None or abs(result - TARGET_LUFS) < 0.2:
-            break
-        gain_db += TARGET_LUFS - result
-    return limited
+def _measure_loudness(source: Path, filters: list[str]) -> dict | None:
+    """loudnorm's first pass: the recording's loudness, peak and range after silencing."""
+    analysis = f"loudnorm=I={TARGET_LUFS}:TP={PEAK_LIMIT_DBTP}:LRA={LOUDNESS_RANGE_LU}:print_format=json"
+    finished = _ffmpeg(source, ["-af", ",".join([*filters, analysis]), "-f", "null", "-"])
+    report = finished.stderr.decode("utf-8", "replace")
+    measured = json.loads(report[report.rindex("{"):report.rindex("}") + 1])
+    if not np.isfinite(float(measured["input_i"])):
+        return None  # silence: nothing to normalise
+    return measured
 
 
-def _loudness(meter, samples: np.ndarray) -> float | None:
-    if len(samples) < meter.rate * 0.4:  # BS.1770 gates 400 ms blocks
-        return None
-    value = meter.integrated_loudness(samples)
-    return None if not np.isfinite(value) else float(value)
-
-
-def _limit_peaks(samples: np.ndarray, rate: int) -> np.ndarray:
-    """A look-ahead limiter: the gain dips before a peak and recovers smoothly after it."""
-    ceiling = 10 ** (PEAK_LIMIT_DBFS / 20)
-    peak = np.abs(samples).max(axis=1)
-    needed = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
-    if needed.min() >= 1.0:
-        return samples
-    window = max(1, int(rate * _LIMITER_LOOKAHEAD_SECONDS))
-    release = max(1, int(rate * _LIMITER_RELEASE_SECONDS))
-    gain = minimum_filter1d(needed, size=2 * window + 1 + release)
-    gain = np.minimum(uniform_filter1d(gain, size=release), needed)
-    return samples * gain[:, None]
-
-
-def _encode(samples, channels, target: Path, tags, chapters, key: str) -> None:
-    pcm = (np.clip(samples, -1.0, 1.0 - 1 / 32768) * 32768).astype("<i2").tobytes()
-    sound = AudioSegment(data=pcm, sample_width=2, frame_rate=PUBLISHED_SAMPLE_RATE, channels=channels)
-    encoded = io.BytesIO()
-    sound.export(encoded, format="mp3", bitrate=BITRATES[channels],
-                 parameters=["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"])
-    _write_tags(encoded, tags, chapters, len(samples) / PUBLISHED_SAMPLE_RATE, key)
-    atomic_write_bytes(target, encoded.getvalue())
+def _loudnorm(measured: dict) -> str:
+    return (f"loudnorm=I={TARGET_LUFS}:TP={PEAK_LIMIT_DBTP}:LRA={LOUDNESS_RANGE_LU}"
+            f":measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
+            f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
+            f":offset={measured['target_offset']}:linear=true")
 
 
 def _write_tags(mp3: io.BytesIO, tags: dict[str, str], chapters, duration: float, key: str) -> None:
