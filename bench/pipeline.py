@@ -21,7 +21,7 @@ from pathlib import Path
 # shadow the pipeline package itself.
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-from pipeline import align, build, feed, formats, transcribe
+from pipeline import align, build, feed, formats, search, transcribe
 from pipeline.archive import load_archive
 from pipeline.embedded_model import resolve_model
 
@@ -30,19 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 def stages(archive, today):
     """The stages of `run`, in order, as (name, thunk)."""
-    steps = [
+    return [
         ("transcribe", lambda: transcribe.transcribe_archive(archive, archive.episodes)),
         ("align", lambda: align.align_archive(archive.episodes)),
         ("render", lambda: formats.render_archive(archive, today)),
+        ("index", lambda: search.index_archive(archive, today)),
+        ("feed", lambda: feed.publish_archive(archive, today)),
     ]
-    try:
-        from pipeline import search
-    except ImportError:
-        search = None
-    if search is not None and hasattr(search, "index_archive"):
-        steps.append(("index", lambda: search.index_archive(archive, today)))
-    steps.append(("feed", lambda: feed.publish_archive(archive, today)))
-    return steps
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from .feed import check_feed, publish_archive
 from .formats import episode_dir, render_archive
 from .model import Archive, Outcome, read_transcript
 from .privacy import leaks, publishable
+from .search import index_archive
 from .storage import remove_stale_temporaries
 from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
 
@@ -124,6 +125,15 @@ def render(root: Path, *, today: dt.date | None = None, waiting: Waiting = WAIT)
     return report
 
 
+def index(root: Path, *, rebuild: bool = False, today: dt.date | None = None,
+          waiting: Waiting = WAIT) -> RunReport:
+    """Bring index/ up to date with what may be published (``rebuild``: from scratch)."""
+    with locked(root, waiting):
+        report = _load(root)
+        report.stages["index"] = index_archive(report.archive, today or dt.date.today(), rebuild=rebuild)
+    return report
+
+
 def feed(root: Path, *, today: dt.date | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Publish the enclosures, chapters and feed.xml of every publishable episode."""
     with locked(root, waiting):
@@ -165,5 +175,6 @@ def run(
         report.stages["align"] = align_archive(archive.episodes)
         today = today or dt.date.today()
         report.stages["render"] = render_archive(archive, today)
+        report.stages["index"] = index_archive(archive, today)
         report.stages["feed"] = publish_archive(archive, today)
     return report

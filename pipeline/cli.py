@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import click
 
 from . import __version__, build
 from .errors import PodarchiveError
+from .formats import clock
+from .search import search
 from .transcribe import TranscribeOptions
 
 
@@ -82,6 +85,25 @@ def _print_report(report: build.RunReport, root: Path) -> None:
         sys.exit(1)
 
 
+def _run_stage(ctx: click.Context, stage, **options) -> None:
+    """Call a stage of build with the archive and the lock policy, then report and exit."""
+    root = _archive_root(ctx)
+    try:
+        report = stage(root, waiting=_waiting(ctx), **options)
+    except PodarchiveError as error:
+        _fail(error, root)
+    _print_report(report, root)
+
+
+def _run_with_progress(ctx: click.Context, stage, **options) -> None:
+    """_run_stage with a progress bar in seconds of audio transcribed."""
+    progress = _AudioProgress()
+    try:
+        _run_stage(ctx, stage, on_start=progress.start, progress=progress.advance, **options)
+    finally:
+        progress.close()
+
+
 def _transcribe_options(model, language, beam_size, batch_size) -> TranscribeOptions:
     defaults = TranscribeOptions()
     return TranscribeOptions(
@@ -148,18 +170,8 @@ def check(ctx: click.Context) -> None:
 @click.pass_context
 def transcribe(ctx, slugs, model, language, beam_size, batch_size, force) -> None:
     """Transcribe episodes (all, or the SLUGS given) into episodes/<slug>/transcript.json."""
-    root = _archive_root(ctx)
-    progress = _AudioProgress()
-    try:
-        report = build.transcribe(
-            root, _transcribe_options(model, language, beam_size, batch_size), slugs=list(slugs),
-            force=force, on_start=progress.start, progress=progress.advance, waiting=_waiting(ctx),
-        )
-    except PodarchiveError as error:
-        _fail(error, root)
-    finally:
-        progress.close()
-    _print_report(report, root)
+    _run_with_progress(ctx, build.transcribe, slugs=list(slugs), force=force,
+                       options=_transcribe_options(model, language, beam_size, batch_size))
 
 
 @cli.command()
@@ -171,12 +183,7 @@ def align(ctx, slugs) -> None:
     Word times are made ordered and positive, kept inside their segment, and a word
     stretched over the silence after it ends where its sound ends.
     """
-    root = _archive_root(ctx)
-    try:
-        report = build.align(root, slugs=list(slugs), waiting=_waiting(ctx))
-    except PodarchiveError as error:
-        _fail(error, root)
-    _print_report(report, root)
+    _run_stage(ctx, build.align, slugs=list(slugs))
 
 
 @cli.command()
@@ -188,12 +195,58 @@ def render(ctx) -> None:
     transcript.txt, transcript.json (Podcasting 2.0) and transcript.html (an accessible
     page). Episodes that are restricted, embargoed or not yet released are withdrawn.
     """
+    _run_stage(ctx, build.render)
+
+
+@cli.command()
+@click.option("--rebuild", is_flag=True, help="Start from an empty index instead of updating it.")
+@click.pass_context
+def index(ctx, rebuild) -> None:
+    """Bring index/ up to date: one searchable document per segment of every public episode.
+
+    Only episodes whose published text changed are re-indexed; episodes no longer
+    publishable are removed. Redacted names and restricted parts are never indexed.
+    """
+    _run_stage(ctx, build.index, rebuild=rebuild)
+
+
+@cli.command(name="search")
+@click.argument("query")
+@click.option("--episode", metavar="SLUG", help="Only this episode.")
+@click.option("--speaker", metavar="NAME", help="Only segments by this speaker (any case or accents).")
+@click.option("--lang", metavar="CODE", help="Only segments in this language (fr, en, …).")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as a JSON list.")
+@click.option("--clip", "clip_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also export each hit's moment as an mp3 into this folder.")
+@click.pass_context
+def search_command(ctx, query, episode, speaker, lang, limit, as_json, clip_dir) -> None:
+    """Find QUERY in the published transcripts and land on the moment it is said.
+
+    Words match in any case and without accents, and in their French or English forms
+    (chanteuses finds chanteuse); "quoted words" match as a phrase, and an exact phrase
+    ranks first. OR, NOT and -word work too. Matched words are shown between ** **.
+    """
     root = _archive_root(ctx)
     try:
-        report = build.render(root, waiting=_waiting(ctx))
+        hits = search(root, query, limit=limit, episode=episode, speaker=speaker, lang=lang)
+        clips = [build.clip(root, hit["episode"], hit["start"], hit["end"],
+                            clip_dir / f"{n:02d}-{hit['episode']}-{hit['start']:.0f}s.mp3")
+                 for n, hit in enumerate(hits, 1)] if clip_dir else []
     except PodarchiveError as error:
         _fail(error, root)
-    _print_report(report, root)
+    if as_json:
+        click.echo(json.dumps(hits, ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        click.echo("no match")
+    for hit in hits:
+        speaker_name = f"  {hit['speaker']}" if hit["speaker"] else ""
+        click.echo(f"{hit['title']}  {clock(hit['start'])}{speaker_name}")
+        click.echo(f"  {hit['snippet']}")
+        click.echo(f"  {hit['url']}")
+    for written in clips:
+        click.echo(f"wrote {written}")
 
 
 @cli.command()
@@ -205,12 +258,7 @@ def feed(ctx) -> None:
     silenced; feed.xml carries the iTunes and Podcasting 2.0 tags and links every
     transcript. Only public episodes whose date has come are listed, newest first.
     """
-    root = _archive_root(ctx)
-    try:
-        report = build.feed(root, waiting=_waiting(ctx))
-    except PodarchiveError as error:
-        _fail(error, root)
-    _print_report(report, root)
+    _run_stage(ctx, build.feed)
 
 
 @cli.command()
@@ -241,18 +289,8 @@ def clip(ctx, slug, start, end, output) -> None:
 @click.pass_context
 def run(ctx, model, batch_size, force) -> None:
     """Do the whole job on every episode, skipping what is already up to date."""
-    root = _archive_root(ctx)
-    progress = _AudioProgress()
-    try:
-        report = build.run(
-            root, _transcribe_options(model, None, None, batch_size), force=force,
-            on_start=progress.start, progress=progress.advance, waiting=_waiting(ctx),
-        )
-    except PodarchiveError as error:
-        _fail(error, root)
-    finally:
-        progress.close()
-    _print_report(report, root)
+    _run_with_progress(ctx, build.run, force=force,
+                       options=_transcribe_options(model, None, None, batch_size))
 
 
 def main() -> None:

@@ -1,0 +1,312 @@
+import datetime as dt
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import pytest
+from whoosh import index as whoosh_index
+
+from pipeline import search as search_module
+from pipeline.archive import load_archive
+from pipeline.errors import PodarchiveError
+from pipeline.model import Segment, Word
+from pipeline.search import ENGINE_DIR, QueryError, index_archive, search
+
+from conftest import copy_archive, write_transcript
+
+TODAY = dt.date.today()
+WORD_SECONDS = 0.5
+FIRST_WORD_AT = 10.0
+FRENCH, ENGLISH, MIXED = "conservateur-des-eaux-et-forets", "kennedy-inaugural-1961", "mit-licence-en-de"
+SEGMENTS = {
+    FRENCH: [
+        ("La libération des chanteuses fut célébrée.", "Anne", "fr"),
+        ("Elle travaille avec l'équipe du consulat.", "Anne", "fr"),
+        ("Libre est la chanteuse qui chante.", "Anne", "fr"),
+        ("Les chanteuses libres arrivent demain.", "Anne", "fr"),
+        ("Ce soir une chanteuse libre chante.", "Anne", "fr"),
+    ],
+    ENGLISH: [
+        ("The liberation of Paris came in August.", "John F. Kennedy", "en"),
+        ("Our connection to the world runs deep.", "John F. Kennedy", "en"),
+        ("And so ask not what your country can do for you.", "John F. Kennedy", "en"),
+        ("The country is proud, ask anyone.", "Jacqueline Kennedy", "en"),
+    ],
+    MIXED: [
+        ("Permission is hereby granted to any person.", "", "en"),
+        ("Die Befreiung der Sängerinnen war großartig.", "", "de"),
+    ],
+}
+
+
+def write_segments(root: Path, slug: str, segments: list[tuple[str, str, str]]) -> None:
+    """A transcript whose words are each said for WORD_SECONDS, segments one after another."""
+    built, clock = [], FIRST_WORD_AT
+    for number, (text, speaker, language) in enumerate(segments):
+        words = [Word(word, clock + n * WORD_SECONDS, clock + (n + 1) * WORD_SECONDS - 0.1, 0.9)
+                 for n, word in enumerate(text.split())]
+        built.append(Segment(number, clock, words[-1].end, text, speaker, language, words))
+        clock = words[-1].end + 1.0
+    write_transcript(root, slug, built, language=segments[0][2], duration=clock)
+
+
+def word_start(slug: str, segment: int, word: int) -> float:
+    clock = FIRST_WORD_AT
+    for text, _, _ in SEGMENTS[slug][:segment]:
+        clock += len(text.split()) * WORD_SECONDS - 0.1 + 1.0
+    return clock + word * WORD_SECONDS
+
+
+@pytest.fixture
+def archive(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=list(SEGMENTS))
+    for slug, segments in SEGMENTS.items():
+        write_segments(root, slug, segments)
+    outcomes = index_archive(load_archive(root), TODAY)
+    assert {o.slug: o.status for o in outcomes} == dict.fromkeys(SEGMENTS, "indexed")
+    return root
+
+
+def texts(root: Path, query: str, **filters) -> list[str]:
+    return [hit["text"] for hit in search(root, query, **filters)]
+
+
+def index_files(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(path.relative_to(root)): (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted((root / "index").rglob("*")) if path.is_file()}
+
+
+def test_accents_and_case_are_ignored_both_ways(archive):
+    for query in ("liberation", "libération", "LIBÉRATION"):
+        assert sorted(texts(archive, query)) == sorted([SEGMENTS[FRENCH][0][0], SEGMENTS[ENGLISH][0][0]])
+    assert texts(archive, "grossartig") == [SEGMENTS[MIXED][1][0]]  # ß folds to ss
+
+
+def test_word_forms_match_through_stemming(archive):
+    singular = texts(archive, "chanteuses")
+    assert "Ce soir une chanteuse libre chante." in singular
+    assert "La libération des chanteuses fut célébrée." in singular
+    assert texts(archive, "travaillé") == ["Elle travaille avec l'équipe du consulat."]
+    assert texts(archive, "connected") == ["Our connection to the world runs deep."]
+    assert texts(archive, "befreiungen") == [SEGMENTS[MIXED][1][0]]  # German has its stemmer too
+
+
+def test_exact_phrase_ranks_before_stemmed_phrase_and_scattered_words(archive):
+    phrase = texts(archive, '"chanteuse libre"')
+    assert phrase == ["Ce soir une chanteuse libre chante.", "Les chanteuses libres arrivent demain."]
+    loose = texts(archive, "chanteuse libre")
+    assert loose[0] == "Ce soir une chanteuse libre chante."
+    assert "Libre est la chanteuse qui chante." in loose
+
+
+def test_phrase_words_must_be_adjacent_and_in_order(archive):
+    assert texts(archive, '"your country"') == ["And so ask not what your country can do for you."]
+    assert texts(archive, '"country ask"') == []
+    assert texts(archive, '"ask your"') == []
+    assert len(texts(archive, "country ask")) == 2
+
+
+def test_hit_times_are_when_the_matched_words_are_said(archive):
+    (hit,) = search(archive, '"ask not what"')
+    assert hit["start"] == pytest.approx(word_start(ENGLISH, 2, 2))
+    assert hit["end"] == pytest.approx(word_start(ENGLISH, 2, 4) + WORD_SECONDS - 0.1)
+    assert hit["start"] > word_start(ENGLISH, 2, 0) + 0.5  # not the segment's start
+    assert hit["snippet"] == "And so **ask not what** your country can do for you."
+    base = "https://example.org/podarchive/episodes/kennedy-inaugural-1961/"
+    assert hit["url"] == f"{base}audio.mp3#t={hit['start']:.2f}"
+    assert hit["transcript_url"] == f"{base}transcript.html#s2"
+    assert hit["episode"] == ENGLISH and hit["speaker"] == "John F. Kennedy"
+    assert hit["title"] == "Ask not what your country can do for you" and hit["language"] == "en"
+    (stemmed,) = search(archive, "travaillé")
+    assert stemmed["start"] == pytest.approx(word_start(FRENCH, 1, 1))
+    assert stemmed["snippet"] == "Elle **travaille** avec l'équipe du consulat."
+    assert search(archive, "L'EQUIPE")[0]["snippet"] == "Elle travaille avec **l'équipe** du consulat."
+    assert search(archive, "equipes")[0]["snippet"] == "Elle travaille avec l'**équipe** du consulat."
+
+
+def test_filters_by_episode_speaker_and_language(archive):
+    assert len(texts(archive, "liberation", episode=FRENCH)) == 1
+    assert texts(archive, "liberation", lang="en") == [SEGMENTS[ENGLISH][0][0]]
+    assert texts(archive, "befreiung", lang="de") == [SEGMENTS[MIXED][1][0]]
+    assert texts(archive, "befreiung", lang="fr") == []
+    assert texts(archive, "country", speaker="jacqueline") == [SEGMENTS[ENGLISH][3][0]]
+    assert len(texts(archive, "country", speaker="KENNEDY")) == 2
+    assert texts(archive, "country", speaker="Anne") == []
+
+
+def test_or_and_exclusions(archive):
+    assert len(texts(archive, "befreiung OR connected")) == 2
+    assert texts(archive, "country -proud") == [SEGMENTS[ENGLISH][2][0]]
+    assert texts(archive, "country NOT proud") == [SEGMENTS[ENGLISH][2][0]]
+    assert texts(archive, 'country -"your country"') == [SEGMENTS[ENGLISH][3][0]]
+
+
+@pytest.mark.parametrize("query", ["", "   ", '"not closed', "AND", "OR", "NOT", "country OR",
+                                   "AND country", "country AND OR world", "NOT country",
+                                   "-country", "!!!", '""'])
+def test_unreadable_queries_raise_a_clear_error(archive, query):
+    with pytest.raises(QueryError) as error:
+        search(archive, query)
+    assert isinstance(error.value, PodarchiveError) and error.value.field == "query"
+
+
+def test_an_archive_without_transcripts_has_an_empty_index(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=[ENGLISH])
+    outcomes = index_archive(load_archive(root), TODAY)
+    assert [(o.slug, o.status) for o in outcomes] == [(ENGLISH, "not indexed")]
+    assert search(root, '"ask not"') == [] and search(root, "country") == []
+
+
+def test_a_missing_index_says_how_to_make_one(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=[ENGLISH])
+    with pytest.raises(PodarchiveError, match="run `podarchive index`"):
+        search(root, "country")
+
+
+def test_nothing_changed_touches_no_file(archive):
+    before = index_files(archive)
+    outcomes = index_archive(load_archive(archive), TODAY)
+    assert {o.status for o in outcomes} == {"up-to-date"}
+    assert index_files(archive) == before
+
+
+def test_rebuilding_keeps_the_committed_readme(archive):
+    readme = archive / "index" / "README.md"
+    readme.write_text("# index/\n", "utf-8")
+    outcomes = index_archive(load_archive(archive), TODAY, rebuild=True)
+    assert {o.status for o in outcomes} == {"indexed"}
+    assert readme.read_text("utf-8") == "# index/\n"
+    assert texts(archive, "connected") == ["Our connection to the world runs deep."]
+
+
+def test_only_changed_episodes_are_reindexed(archive):
+    changed = [*SEGMENTS[FRENCH][:-1], ("Ce soir une pianiste libre joue.", "Anne", "fr")]
+    write_segments(archive, FRENCH, changed)
+    outcomes = {o.slug: o.status for o in index_archive(load_archive(archive), TODAY)}
+    assert outcomes == {FRENCH: "indexed", ENGLISH: "up-to-date", MIXED: "up-to-date"}
+    assert texts(archive, "pianiste") == ["Ce soir une pianiste libre joue."]
+    assert texts(archive, '"chanteuse libre"') == ["Les chanteuses libres arrivent demain."]
+
+
+def test_restricted_episodes_leave_the_index(archive):
+    toml = archive / "episodes" / ENGLISH / "episode.toml"
+    toml.write_text('status = "restricted"\n' + toml.read_text("utf-8"), "utf-8")
+    outcomes = {o.slug: o.status for o in index_archive(load_archive(archive), TODAY)}
+    assert outcomes == {FRENCH: "up-to-date", ENGLISH: "removed", MIXED: "up-to-date"}
+    assert texts(archive, "country") == []
+    assert texts(archive, "liberation") == [SEGMENTS[FRENCH][0][0]]
+    again = {o.slug: o.status for o in index_archive(load_archive(archive), TODAY)}
+    assert again[ENGLISH] == "not published"
+
+
+def test_an_unreadable_transcript_fails_and_leaves_the_index(archive):
+    (archive / "episodes" / ENGLISH / "transcript.json").write_text("{not json", "utf-8")
+    outcomes = {o.slug: o for o in index_archive(load_archive(archive), TODAY)}
+    assert outcomes[ENGLISH].status == "failed" and "not valid JSON" in outcomes[ENGLISH].message
+    assert {outcomes[FRENCH].status, outcomes[MIXED].status} == {"up-to-date"}
+    assert texts(archive, "country") == []
+
+
+def test_a_held_index_lock_is_a_clear_error(archive, monkeypatch):
+    monkeypatch.setattr(search_module, "WRITE_LOCK_SECONDS", 0.2)
+    lock = whoosh_index.open_dir(str(archive / ENGINE_DIR)).lock("WRITELOCK")
+    assert lock.acquire()
+    try:
+        write_segments(archive, FRENCH, SEGMENTS[FRENCH][:2])
+        with pytest.raises(PodarchiveError, match="another process is writing"):
+            index_archive(load_archive(archive), TODAY)
+    finally:
+        lock.release()
+    assert {o.status for o in index_archive(load_archive(archive), TODAY)} == {"indexed", "up-to-date"}
+
+
+def test_a_rebuilt_index_gives_the_same_results(archive):
+    write_segments(archive, MIXED, [*SEGMENTS[MIXED], ("Free of charge, granted.", "", "en")])
+    index_archive(load_archive(archive), TODAY)
+    queries = ["liberation", '"chanteuse libre"', "country", "granted", "chanteuse libre"]
+    before = [search(archive, query) for query in queries]
+    shutil.rmtree(archive / ENGINE_DIR)
+    index_archive(load_archive(archive), TODAY)
+    assert [search(archive, query) for query in queries] == before
+    index_archive(load_archive(archive), TODAY, rebuild=True)
+    assert [search(archive, query) for query in queries] == before
+
+
+def every_indexed_text(root: Path) -> str:
+    """Every term and stored value in the index, decompressed, as one folded string."""
+    with whoosh_index.open_dir(str(root / ENGINE_DIR)).reader() as reader:
+        terms = [term.decode("utf-8", "replace") for field in reader.indexed_field_names()
+                 for term in reader.lexicon(field)]
+        stored = [json.dumps(fields, ensure_ascii=False) for fields in reader.all_stored_fields()]
+    return " ".join(terms + stored).casefold()
+
+
+def raw_index_bytes(root: Path) -> bytes:
+    """Every file under index/, with any zlib streams found in it inflated too."""
+    chunks = []
+    for path in (root / "index").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            chunks.append(data)
+            for start in range(len(data) - 1):
+                if data[start] == 0x78 and data[start + 1] in (0x01, 0x5E, 0x9C, 0xDA):
+                    try:
+                        chunks.append(zlib.decompressobj().decompress(data[start:]))
+                    except zlib.error:
+                        pass
+    return b"\n".join(chunks).lower()
+
+
+def test_redacted_names_never_reach_the_index(archive):
+    toml = archive / "episodes" / FRENCH / "episode.toml"
+    toml.write_text('redact = ["Célestine Dupré"]\n' + toml.read_text("utf-8").replace(
+        'title = "Conservateur des eaux et forêts"', 'title = "Entretien avec Célestine Dupré"'),
+        "utf-8")
+    write_segments(archive, FRENCH, [*SEGMENTS[FRENCH],
+                                       ("Je parle avec CÉLESTINE dupre demain matin.", "Anne", "fr"),
+                                       ("Célestine Dupré, chanteuse libre.", "Célestine Dupré", "fr")])
+    outcomes = {o.slug: o.status for o in index_archive(load_archive(archive), TODAY)}
+    assert outcomes[FRENCH] == "indexed"
+    for query in ("celestine", "Célestine", "dupre", "DUPRÉ", '"celestine dupre"', "redacted"):
+        assert texts(archive, query) == []
+    assert texts(archive, '"avec demain"') == []  # the words around a redaction are not adjacent
+    (hit,) = search(archive, "matin")
+    assert hit["text"] == "Je parle avec [redacted] demain matin."
+    assert hit["title"] == "Entretien avec [redacted]"
+    indexed = every_indexed_text(archive)
+    assert "matin" in indexed  # the check can see what is there
+    raw = raw_index_bytes(archive)
+    assert b"matin" in raw
+    for variant in ("célestine", "celestine", "celestin", "dupré", "dupre", "dupr"):
+        assert variant not in indexed
+        assert variant.encode() not in raw
+
+
+def reference_time(root: Path, slug: str, phrase: str) -> float:
+    """When the transcript's words say ``phrase`` (the start of its first word)."""
+    wanted = phrase.split()
+    transcript = json.loads((root / "episodes" / slug / "transcript.json").read_text("utf-8"))
+    words = [w for s in transcript["segments"] for w in s["words"]]
+    keys = ["".join(ch for ch in w["text"].lower() if ch.isalnum()) for w in words]
+    for first in range(len(words) - len(wanted) + 1):
+        if keys[first:first + len(wanted)] == wanted:
+            return words[first]["start"]
+    raise AssertionError(f"{phrase!r} not in the transcript of {slug}")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("slug", "phrase"), [
+    ("kennedy-inaugural-1961", "ask not what your country"),
+    ("conservateur-des-eaux-et-forets", "conservateur des eaux et forêts"),
+    ("eric-joanis-readalongs", "corpus bilingue"),
+])
+def test_phrases_of_the_bundled_episodes_are_found_where_they_are_said(transcribed_archive, slug, phrase):
+    root, _ = transcribed_archive
+    outcomes = index_archive(load_archive(root), TODAY)
+    assert {o.status for o in outcomes} <= {"indexed", "up-to-date"}
+    hits = search(root, f'"{phrase}"')
+    assert hits and hits[0]["episode"] == slug
+    assert abs(hits[0]["start"] - reference_time(root, slug, phrase)) <= 1.5
+    if slug == "kennedy-inaugural-1961":
+        assert abs(hits[0]["start"] - 2.8) <= 1.5
