@@ -168,13 +168,20 @@ def run(
     """The whole job over every episode, each stage skipping what is up to date."""
     with locked(root, waiting):
         report = _load(root)
-        archive = report.archive
-        report.stages["transcribe"] = transcribe_archive(
-            archive, archive.episodes, options, force=force, on_start=on_start, progress=progress,
-        )
-        report.stages["align"] = align_archive(archive.episodes)
-        today = today or dt.date.today()
-        report.stages["render"] = render_archive(archive, today)
-        report.stages["index"] = index_archive(archive, today)
-        report.stages["feed"] = publish_archive(archive, today)
+        archive, today = report.archive, today or dt.date.today()
+        stages = [
+            ("transcribe", lambda: transcribe_archive(archive, archive.episodes, options, force=force,
+                                                      on_start=on_start, progress=progress)),
+            ("align", lambda: align_archive(archive.episodes)),
+            ("render", lambda: render_archive(archive, today)),
+            ("index", lambda: index_archive(archive, today)),
+            ("feed", lambda: publish_archive(archive, today)),
+        ]
+        for name, stage in stages:
+            # A stage that cannot run at all (a locked index, say) fails alone: the
+            # stages after it still publish what they can.
+            try:
+                report.stages[name] = stage()
+            except PodarchiveError as error:
+                report.stages[name] = [Outcome(name, "failed", str(error), error=error)]
     return report

@@ -18,8 +18,8 @@ import jinja2
 
 from .align import Cue, build_cues, join_words
 from .errors import PodarchiveError
-from .model import Archive, Episode, Outcome, Segment, Transcript, read_current_transcript
-from .privacy import publishable, published_episode, published_transcript
+from .model import Archive, Episode, Outcome, Segment, Transcript
+from .privacy import publishable, published_episode, published_transcript, through_the_gate
 from .storage import write_if_changed
 
 # A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
@@ -210,38 +210,37 @@ def render_episode(archive: Archive, episode: Episode, transcript: Transcript) -
     return changed
 
 
-def withdraw_unpublishable(archive: Archive, today: dt.date) -> list[Path]:
+def withdraw_unpublishable(archive: Archive, today: dt.date) -> list[Outcome]:
     """Remove from feed/ every episode folder the gate no longer lets through."""
     root = archive.root / FEED_EPISODES
     if not root.is_dir():
         return []
     allowed = {episode.slug for episode in archive.episodes if publishable(episode, today)}
-    removed = []
+    outcomes = []
     for folder in sorted(root.iterdir()):
-        if folder.name not in allowed:
+        if folder.name in allowed:
+            continue
+        try:
             shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-            removed.append(folder)
-    return removed
+            outcomes.append(Outcome(folder.name, "withdrawn", "removed from feed/"))
+        except OSError as error:
+            failure = PodarchiveError(folder, None, f"cannot withdraw it ({error.strerror or error}): "
+                                      "it must not stay published")
+            outcomes.append(Outcome(folder.name, "failed", str(failure), error=failure))
+    return outcomes
 
 
 def render_archive(archive: Archive, today: dt.date) -> list[Outcome]:
     """Render every publishable episode into feed/ and withdraw the ones no longer publishable."""
-    outcomes = [Outcome(folder.name, "withdrawn", "removed from feed/")
-                for folder in withdraw_unpublishable(archive, today)]
-    for episode in archive.episodes:
-        if not publishable(episode, today):
-            outcomes.append(Outcome(episode.slug, "not published", _why_private(episode, today)))
-            continue
-        try:
-            transcript = read_current_transcript(episode)
-            if transcript is None:
-                outcomes.append(Outcome(episode.slug, "not rendered", "no transcript yet"))
-                continue
-            changed = render_episode(archive, episode, transcript)
-            outcomes.append(Outcome(episode.slug, "rendered" if changed else "up-to-date"))
-        except PodarchiveError as error:
-            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
-    return outcomes
+    outcomes = withdraw_unpublishable(archive, today)
+    outcomes += [Outcome(episode.slug, "not published", _why_private(episode, today))
+                 for episode in archive.episodes if not publishable(episode, today)]
+
+    def render(episode: Episode, transcript: Transcript) -> Outcome:
+        changed = render_episode(archive, episode, transcript)
+        return Outcome(episode.slug, "rendered" if changed else "up-to-date")
+
+    return outcomes + through_the_gate(archive, today, render)
 
 
 def _why_private(episode: Episode, today: dt.date) -> str:

@@ -1,5 +1,6 @@
 import json
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -124,3 +125,53 @@ def test_telephone_and_surround_recordings_are_transcribed(bad_run):
     assert "consulat" in phone and "forêts" in phone
     surround = " ".join(s["text"] for s in transcript(root, "six-channels")["segments"]).lower()
     assert "americans" in surround
+
+
+@pytest.fixture
+def published_copy(transcribed_archive, tmp_path):
+    source, _ = transcribed_archive
+    root = tmp_path / "copy"
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns(".podarchive.lock"))
+    return root
+
+
+def retitle(root, slug, title):
+    toml = root / "episodes" / slug / "episode.toml"
+    text = toml.read_text("utf-8")
+    toml.write_text(text.replace(text.splitlines()[0], f'title = "{title}"', 1), "utf-8")
+
+
+@pytest.mark.model
+def test_a_locked_index_fails_that_stage_alone(published_copy, monkeypatch):
+    from whoosh import index as whoosh_index
+
+    from pipeline import search
+
+    monkeypatch.setattr(search, "WRITE_LOCK_SECONDS", 0.2)
+    retitle(published_copy, "kennedy-inaugural-1961", "Ask not, again")
+    lock = whoosh_index.open_dir(str(published_copy / search.ENGINE_DIR)).lock("WRITELOCK")
+    assert lock.acquire()
+    try:
+        result = CliRunner().invoke(cli, ["--archive", str(published_copy), "run"])
+    finally:
+        lock.release()
+    assert result.exit_code == 1
+    assert "error: index/whoosh: another process is writing the search index" in result.stderr
+    assert "Ask not, again" in (published_copy / "feed/feed.xml").read_text("utf-8")  # feed still ran
+
+
+@pytest.mark.model
+def test_a_read_only_feed_folder_fails_its_episode_alone(published_copy):
+    folder = published_copy / "feed/episodes/kennedy-inaugural-1961"
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("this filesystem cannot make a folder immutable")
+    try:
+        retitle(published_copy, "kennedy-inaugural-1961", "Ask not, again")
+        retitle(published_copy, "two-voices-stereo", "Two voices, again")
+        result = CliRunner().invoke(cli, ["--archive", str(published_copy), "run"])
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    assert result.exit_code == 1
+    assert "error: feed/episodes/kennedy-inaugural-1961/transcript.txt: cannot write: Operation not permitted" \
+        in result.stderr
+    assert "Two voices, again" in (published_copy / "feed/episodes/two-voices-stereo/transcript.html").read_text("utf-8")

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from pipeline.embedded_model import resolve_model
+from pipeline.search import search
 from pipeline.storage import TEMPORARY_SUFFIX
 
 from conftest import copy_archive
@@ -83,6 +84,7 @@ def reference(tmp_path_factory, environment):
 @pytest.mark.parametrize("moment, appeared", [
     ("during transcription", lambda root: any((root / "episodes").rglob("transcript.json"))),
     ("during rendering", lambda root: any((root / "feed").rglob("transcript.vtt"))),
+    ("during indexing", lambda root: any((root / "index").rglob("*WRITELOCK*"))),
     ("during feed writing", lambda root: any((root / "feed").rglob("audio.mp3"))),
 ])
 def test_a_killed_run_resumes_to_the_same_result(tmp_path, environment, reference, moment, appeared):
@@ -101,3 +103,5 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, environment, referenc
     run_to_the_end(root, environment)
     assert outputs(root) == expected
     assert temporaries(root) == []
+    for query in ("consulat", '"the horizon"', "conseiller"):
+        assert search(root, query) == search(reference_root, query)

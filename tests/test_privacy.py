@@ -11,6 +11,7 @@ from pipeline.archive import load_archive
 from pipeline.cli import cli
 from pipeline.model import read_transcript
 from pipeline.privacy import fold, publishable, published_transcript, redact
+from pipeline.search import search
 
 from conftest import REPO, copy_archive
 
@@ -103,6 +104,10 @@ def test_no_published_byte_holds_a_promise_broken(consent_archive):
     assert "Joanis," in [w["text"] for w in words_of_ej(private)]  # the producers keep the words
     result = CliRunner().invoke(cli, ["--archive", str(root), "check"])
     assert result.exit_code == 0, result.output
+    for query in ("Joanis", "joanis", "JOANÍS", '"Éric Joanis"', "ask not", "conservateur", "horizon"):
+        found = [hit["episode"] for hit in search(root, query)]
+        assert found == [] or (query == "horizon" and found == ["two-voices-stereo"]), (query, found)
+    assert search(root, "programmateur OR programmable")  # the rest of the testimony is found
 
 
 @pytest.mark.model

@@ -310,3 +310,30 @@ def test_phrases_of_the_bundled_episodes_are_found_where_they_are_said(transcrib
     assert abs(hits[0]["start"] - reference_time(root, slug, phrase)) <= 1.5
     if slug == "kennedy-inaugural-1961":
         assert abs(hits[0]["start"] - 2.8) <= 1.5
+
+
+@pytest.mark.model
+def test_search_command_lands_on_the_moment(transcribed_archive, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    root, _ = transcribed_archive
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--archive", str(root), "search", '"ask not what your country"', "--json"])
+    assert result.exit_code == 0, result.output
+    (hit, *_) = json.loads(result.stdout)
+    assert set(hit) >= {"episode", "title", "start", "end", "speaker", "text", "snippet", "url", "transcript_url"}
+    assert hit["episode"] == ENGLISH and hit["speaker"] == "John F. Kennedy"
+    assert hit["url"].endswith(f"/episodes/{ENGLISH}/audio.mp3#t={hit['start']:.2f}")
+    assert "**ask not what your country**" in hit["snippet"].lower()
+    printed = runner.invoke(cli, ["--archive", str(root), "search", "libération des forêts OR conseiller"])
+    assert printed.exit_code == 0 and "Conservateur des eaux et forêts  00:00:0" in printed.stdout
+    clips = tmp_path / "clips"
+    clipped = runner.invoke(cli, ["--archive", str(root), "search", "conseiller", "--clip", str(clips), "--limit", "1"])
+    assert clipped.exit_code == 0, clipped.output
+    assert len(list(clips.glob("*.mp3"))) == 1
+    for bad in ('"unbalanced', "AND", ""):
+        refused = runner.invoke(cli, ["--archive", str(root), "search", bad])
+        assert refused.exit_code == 1 and refused.stderr.startswith("error: index/whoosh: query: ")
+        assert "Traceback" not in refused.output
