@@ -25,8 +25,8 @@ from . import __version__
 from .audio import publish_audio, published_audio_info
 from .errors import PodarchiveError
 from .formats import WRITERS, episode_dir
-from .model import Archive, Episode, Outcome, Transcript, read_current_transcript
-from .privacy import publishable, published_episode, silenced_spans
+from .model import Archive, Episode, Outcome, Transcript
+from .privacy import published_episode, silenced_spans, through_the_gate
 from .storage import dump_json, write_if_changed
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
@@ -207,27 +207,21 @@ def publish_episode_audio(archive: Archive, episode: Episode, transcript: Transc
 
 def publish_archive(archive: Archive, today: dt.date) -> list[Outcome]:
     """Every publishable episode's audio and chapters, then feed.xml listing them."""
-    outcomes, published = [], []
-    for private in archive.episodes:
-        if not publishable(private, today):
-            continue
+    published: list[tuple[Episode, Transcript]] = []
+
+    def publish(private: Episode, transcript: Transcript) -> Outcome:
         episode = published_episode(archive, private)
-        try:
-            transcript = read_current_transcript(episode)
-            if transcript is None:
-                outcomes.append(Outcome(episode.slug, "not in feed", "no transcript yet"))
-                continue
-            changed = publish_episode_audio(archive, episode, transcript)
-            chapters = episode_dir(archive, episode.slug) / "chapters.json"
-            if episode.chapters:
-                changed |= write_if_changed(chapters, chapters_json(episode).encode())
-            elif chapters.exists():
-                chapters.unlink()
-                changed = True
-            published.append((episode, transcript))
-            outcomes.append(Outcome(episode.slug, "published" if changed else "up-to-date"))
-        except PodarchiveError as error:
-            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
+        changed = publish_episode_audio(archive, episode, transcript)
+        chapters = episode_dir(archive, episode.slug) / "chapters.json"
+        if episode.chapters:
+            changed |= write_if_changed(chapters, chapters_json(episode).encode())
+        elif chapters.exists():
+            chapters.unlink()
+            changed = True
+        published.append((episode, transcript))
+        return Outcome(episode.slug, "published" if changed else "up-to-date")
+
+    outcomes = through_the_gate(archive, today, publish)
     try:
         if write_if_changed(archive.root / "feed" / FEED_FILE, build_feed(archive, published)):
             outcomes.append(Outcome(FEED_FILE, "written", f"{len(published)} episode(s)"))

@@ -14,9 +14,19 @@ import dataclasses
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Callable
 
 from .errors import PodarchiveError
-from .model import Archive, Episode, Segment, Transcript, Word, read_transcript
+from .model import (
+    Archive,
+    Episode,
+    Outcome,
+    Segment,
+    Transcript,
+    Word,
+    read_current_transcript,
+    read_transcript,
+)
 
 REDACTED = "[redacted]"
 # Silence reaches this far beyond a redacted word, so no syllable of it stays audible.
@@ -194,3 +204,23 @@ def _private_sentences(episode: Episode) -> list[str]:
         return []
     words = [w.text for s in transcript.segments for w in s.words] if transcript else []
     return [" ".join(words[i:i + 8]) for i in range(0, max(len(words) - 7, 0), 4)]
+
+
+def through_the_gate(
+    archive: Archive, today: dt.date, work: Callable[[Episode, Transcript], Outcome],
+) -> list[Outcome]:
+    """``work(episode, transcript)`` for each episode that may be published today and has a
+    transcript of its current recording; one failure does not stop the others."""
+    outcomes = []
+    for episode in archive.episodes:
+        if not publishable(episode, today):
+            continue
+        try:
+            transcript = read_current_transcript(episode)
+            if transcript is None:
+                outcomes.append(Outcome(episode.slug, "waiting", "no transcript yet"))
+                continue
+            outcomes.append(work(episode, transcript))
+        except PodarchiveError as error:
+            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
+    return outcomes
