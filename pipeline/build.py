@@ -89,6 +89,14 @@ def check(root: Path, *, today: dt.date | None = None) -> RunReport:
     return report
 
 
+def _one_stage(root: Path, waiting: Waiting, name: str, stage: Callable[[Archive], list[Outcome]]):
+    """Load the archive under its lock and run one stage over it."""
+    with locked(root, waiting):
+        report = _load(root)
+        report.stages[name] = stage(report.archive)
+    return report
+
+
 def transcribe(
     root: Path,
     options: TranscribeOptions = DEFAULT_OPTIONS,
@@ -100,46 +108,32 @@ def transcribe(
     waiting: Waiting = WAIT,
 ) -> RunReport:
     """Transcribe the named episodes (all when none) that are stale."""
-    with locked(root, waiting):
-        report = _load(root)
-        report.stages["transcribe"] = transcribe_archive(
-            report.archive, plan(report.archive, slugs), options,
-            force=force, on_start=on_start, progress=progress,
-        )
-    return report
+    return _one_stage(root, waiting, "transcribe", lambda archive: transcribe_archive(
+        archive, plan(archive, slugs), options, force=force, on_start=on_start, progress=progress))
 
 
 def align(root: Path, *, slugs: list[str] | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Re-time the words of transcripts edited since they were last timed."""
-    with locked(root, waiting):
-        report = _load(root)
-        report.stages["align"] = align_archive(plan(report.archive, slugs))
-    return report
+    return _one_stage(root, waiting, "align", lambda archive: align_archive(plan(archive, slugs)))
 
 
 def render(root: Path, *, today: dt.date | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Write the captions and transcripts of every publishable episode into feed/."""
-    with locked(root, waiting):
-        report = _load(root)
-        report.stages["render"] = render_archive(report.archive, today or dt.date.today())
-    return report
+    return _one_stage(root, waiting, "render",
+                      lambda archive: render_archive(archive, today or dt.date.today()))
 
 
 def index(root: Path, *, rebuild: bool = False, today: dt.date | None = None,
           waiting: Waiting = WAIT) -> RunReport:
     """Bring index/ up to date with what may be published (``rebuild``: from scratch)."""
-    with locked(root, waiting):
-        report = _load(root)
-        report.stages["index"] = index_archive(report.archive, today or dt.date.today(), rebuild=rebuild)
-    return report
+    return _one_stage(root, waiting, "index",
+                      lambda archive: index_archive(archive, today or dt.date.today(), rebuild=rebuild))
 
 
 def feed(root: Path, *, today: dt.date | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Publish the enclosures, chapters and feed.xml of every publishable episode."""
-    with locked(root, waiting):
-        report = _load(root)
-        report.stages["feed"] = publish_archive(report.archive, today or dt.date.today())
-    return report
+    return _one_stage(root, waiting, "feed",
+                      lambda archive: publish_archive(archive, today or dt.date.today()))
 
 
 def clip(root: Path, slug: str, start: float, end: float, target: Path,
