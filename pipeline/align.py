@@ -1,5 +1,9 @@
 """Timing: word times a caption or a search hit can rely on, and caption cues built from them.
 
+A producer's corrected words are timed again against the recording by forced alignment
+(whisper's cross-attention given the words, refined on the sound): see ``find_correction``
+for what counts as a correction and ``refine_starts`` for the refinement.
+
 Caption rules (those of the BBC, Netflix and DCMP guidelines that agree): at most 2 lines
 of at most 42 characters; a cue lasts 1 to 7 seconds (shorter only when the speech
 itself leaves no room); at most 20 characters per second where the timing allows;
@@ -9,13 +13,17 @@ word, never across a change of speaker; cues never overlap and stay in time orde
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
+from pathlib import Path
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, speaker_tracks
 from .errors import PodarchiveError
 from .model import Episode, Outcome, Segment, Transcript, Word, read_transcript
+from .privacy import REDACTED, fold
 from .storage import atomic_write_json
 
 MAX_LINE_CHARS = 42
@@ -41,20 +49,23 @@ class SpeechActivity:
     """Which 10 ms frames of a recording hold sound, from their energy."""
 
     def __init__(self, samples: np.ndarray, sample_rate: int):
-        hop = max(1, int(sample_rate * FRAME_SECONDS))
-        frames = len(samples) // hop
-        if frames == 0:
-            self.voiced = np.zeros(0, dtype=bool)
-            return
-        power = np.square(samples[: frames * hop].astype(np.float64)).reshape(frames, hop).mean(axis=1)
-        level = 10 * np.log10(power + 1e-12)
-        self.voiced = level > np.percentile(level, 95) - SILENCE_BELOW_SPEECH_DB
+        level = frame_levels(samples, sample_rate)
+        threshold = np.percentile(level, 95) - SILENCE_BELOW_SPEECH_DB if level.size else 0.0
+        self.voiced = level > threshold
 
     def last_sound_before(self, start: float, end: float) -> float | None:
         """End of the last voiced frame in [start, end), or None if all of it is silent."""
         first, last = int(start / FRAME_SECONDS), min(int(end / FRAME_SECONDS), len(self.voiced))
         voiced = np.flatnonzero(self.voiced[first:last])
         return None if voiced.size == 0 else (first + voiced[-1] + 1) * FRAME_SECONDS
+
+
+def frame_levels(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Level in dB of each FRAME_SECONDS frame of ``samples``."""
+    hop = max(1, int(sample_rate * FRAME_SECONDS))
+    frames = len(samples) // hop
+    power = np.square(samples[: frames * hop].astype(np.float64)).reshape(frames, hop).mean(axis=1)
+    return 10 * np.log10(power + 1e-12)
 
 
 def clean_word_times(segments: list[Segment], activity: SpeechActivity | None = None) -> list[Segment]:
@@ -84,32 +95,417 @@ def _end_at_sound(word: Word, activity: SpeechActivity) -> None:
 
 
 def align_archive(episodes: list[Episode]) -> list[Outcome]:
-    """Re-time the words of every transcript edited since podarchive last timed it."""
+    """Re-time the words of every transcript edited since podarchive last timed it.
+
+    A producer's correction (see ``find_correction``) is force-aligned to the recording;
+    hand-edited times are only cleaned. The whisper model is loaded once, and only if
+    some corrected segment needs it.
+    """
+    aligner = ForcedAligner()
     outcomes = []
     for episode in episodes:
         try:
             transcript = read_transcript(episode.transcript_path)
             if transcript is None:
                 continue
-            if transcript.timing_sha256 == transcript.words_digest():
+            correction = find_correction(episode, transcript)
+            if correction is None and transcript.timing_sha256 == transcript.words_digest():
                 outcomes.append(Outcome(episode.slug, "up-to-date"))
                 continue
-            align_transcript(episode, transcript)
+            _retime(episode, transcript, correction, aligner)
             atomic_write_json(episode.transcript_path, transcript.to_json())
-            outcomes.append(Outcome(episode.slug, "aligned"))
+            detail = f"{len(correction.segments)} corrected segment(s)" if correction else ""
+            outcomes.append(Outcome(episode.slug, "aligned", detail))
         except PodarchiveError as error:
             outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
     return outcomes
 
 
-def align_transcript(episode: Episode, transcript: Transcript) -> Transcript:
-    """Clean the word times of ``transcript`` against its recording, in place."""
-    activity = {speaker: SpeechActivity(samples, SAMPLE_RATE)
-                for speaker, samples in speaker_tracks(episode)}
+def align_transcript(episode: Episode, transcript: Transcript,
+                     aligner: ForcedAligner | None = None) -> Transcript:
+    """Apply a producer's correction to ``transcript`` and clean its word times, in place."""
+    return _retime(episode, transcript, find_correction(episode, transcript),
+                   aligner or ForcedAligner())
+
+
+def _retime(episode: Episode, transcript: Transcript, correction: Correction | None,
+            aligner: ForcedAligner) -> Transcript:
+    tracks = dict(speaker_tracks(episode))
+    if correction is not None:
+        _apply(episode, transcript, correction, tracks, aligner)
+    activity = {speaker: SpeechActivity(samples, SAMPLE_RATE) for speaker, samples in tracks.items()}
     for segment in transcript.segments:
         clean_word_times([segment], activity.get(segment.speaker))
     transcript.timing_sha256 = transcript.words_digest()
     return transcript
+
+
+# --- A producer's correction --------------------------------------------------------------
+#
+# A correction says which words are spoken; podarchive finds when. It comes either from
+# transcript.json itself or from a plain-text file dropped beside it:
+#
+# - transcript.json: a segment whose "text" no longer says its words. The text is the
+#   correction, unless the words were edited and the text left as it was (the recorded
+#   timing_sha256 comes back when the text is put back into the words): then the words
+#   are. When both were edited and disagree, the producer is asked which one to keep.
+#   A segment whose words were emptied ([]) gets its text timed anew.
+# - transcript.txt: the whole corrected text, with line breaks anywhere. Lines may start
+#   as the published transcript.txt's paragraphs do, with "[HH:MM:SS]" and a speaker's
+#   name and a colon; a first line that is the episode's title is skipped. It applies
+#   while it says other words than transcript.json; once aligned, the two agree and it
+#   changes nothing (keep it or delete it). Corrections made later in transcript.json
+#   are never silently undone by a transcript.txt left behind: the two are refused
+#   until they agree.
+#
+# Changes of case, accents or punctuation keep their word times; any other change
+# re-times the whole segment it falls in, and no other segment.
+
+CORRECTED_TEXT = "transcript.txt"
+
+# A text sharing fewer of its words than this with the transcript is another recording's.
+# Measured on the bundled episodes (SequenceMatcher ratio over folded words): whisper
+# base's transcript against the true text 0.72-1.00 (0.72: the reference covers only the
+# English half of mit-licence-en-de), against the other recordings' texts 0.00-0.04.
+MIN_SIMILARITY = 0.4
+# A corrected segment whose words whisper finds this unlikely in its sound is refused.
+# Measured on the 16 bundled segments: their own words 0.68-0.96 (mean token probability
+# of the alignment), 64 other segments' words 0.00-0.21, their own words shuffled
+# 0.04-0.36; espeak-ng French, which whisper base barely understands, 0.21-0.73.
+MIN_ALIGNED_PROBABILITY = 0.3
+
+_TIMESTAMP_PREFIX = re.compile(r"^\s*\[\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,3})?\]\s*")
+
+
+@dataclass
+class Correction:
+    """The corrected words of each changed segment, and the file that said them."""
+
+    source: Path
+    segments: dict[int, list[str]]  # segment index -> its corrected words
+    timed: dict[int, list[str]]  # segment index -> its words as podarchive last timed them
+
+
+def find_correction(episode: Episode, transcript: Transcript) -> Correction | None:
+    """What a producer corrected in ``transcript`` (None if nothing), or an error naming
+    the file when the correction is ambiguous or does not belong to this recording."""
+    current = [_word_texts(segment) for segment in transcript.segments]
+    in_json = _json_correction(episode.transcript_path, transcript)
+    corrected = [in_json[n][0] if n in in_json else words for n, words in enumerate(current)]
+    text_path = episode.folder / CORRECTED_TEXT
+    if text_path.exists():
+        text = read_corrected_text(text_path, transcript, episode.title)
+        if text != [word for words in corrected for word in words]:
+            if in_json or _words_edited(transcript):
+                raise PodarchiveError(
+                    text_path, "text",
+                    "says other words than transcript.json, which was corrected too since it "
+                    "was last timed: keep one correction (update or delete transcript.txt)")
+            _check_similarity(text_path, [w for words in current for w in words], text)
+            changed = {n: words for n, words in enumerate(map_words_to_segments(current, text))
+                       if words != current[n]}
+            return Correction(text_path, changed, {n: current[n] for n in changed})
+    if not in_json:
+        return None
+    _check_similarity(episode.transcript_path,
+                      [w for _, timed in in_json.values() for w in timed],
+                      [w for words, _ in in_json.values() for w in words])
+    return Correction(episode.transcript_path, {n: words for n, (words, _) in in_json.items()},
+                      {n: timed for n, (_, timed) in in_json.items()})
+
+
+def _word_texts(segment: Segment) -> list[str]:
+    return join_words([word.text for word in segment.words]).split()
+
+
+def _words_edited(transcript: Transcript) -> bool:
+    """Whether words, times or speakers changed since podarchive last timed them (a
+    transcript that never recorded its timing counts as unedited)."""
+    return bool(transcript.timing_sha256) and transcript.timing_sha256 != transcript.words_digest()
+
+
+def _json_correction(path: Path, transcript: Transcript) -> dict[int, tuple[list[str], list[str]]]:
+    """Segments whose text and words disagree: (corrected words, words as last timed)."""
+    segments = transcript.segments
+    disagree = {n: segment.text.split() for n, segment in enumerate(segments)
+                if segment.text.split() != _word_texts(segment)}
+    emptied = {n: (text, []) for n, text in disagree.items() if not segments[n].words}
+    disagree = {n: text for n, text in disagree.items() if n not in emptied}
+    if not disagree or not _words_edited(transcript):
+        return {**emptied, **{n: (text, _word_texts(segments[n])) for n, text in disagree.items()}}
+    if not emptied and _stale_text_restores_digest(transcript, disagree):
+        return {n: (_word_texts(segments[n]), text) for n, text in disagree.items()}
+    ids = ", ".join(str(segments[n].id) for n in disagree)
+    raise PodarchiveError(
+        path, "segments",
+        f"segment(s) {ids}: the text and the words disagree, and words were edited too since "
+        "they were last timed, so which one is the correction cannot be told: make the text "
+        'say the corrected words and empty those segments\' "words" ([]) to have them timed '
+        "anew, or make the text say the same as the words to keep them")
+
+
+def _stale_text_restores_digest(transcript: Transcript, disagree: dict[int, list[str]]) -> bool:
+    """Whether the words were edited in place and the texts left as they were: putting
+    the texts back into the words gives the recorded timing digest again."""
+    segments = list(transcript.segments)
+    for n, text in disagree.items():
+        words = segments[n].words
+        if len(words) != len(text):
+            return False
+        segments[n] = replace(segments[n], words=[replace(w, text=t) for w, t in zip(words, text)])
+    return replace(transcript, segments=segments).words_digest() == transcript.timing_sha256
+
+
+def read_corrected_text(path: Path, transcript: Transcript, title: str = "") -> list[str]:
+    """The words of a corrected plain-text transcript (see the rules above)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise PodarchiveError(path, "text", f"not UTF-8 text ({error})") from None
+    speakers = {segment.speaker for segment in transcript.segments if segment.speaker}
+    lines = [line.strip() for line in lines if line.strip()]
+    if lines and title and lines[0] == title.strip() and any(map(_TIMESTAMP_PREFIX.match, lines)):
+        lines = lines[1:]
+    words: list[str] = []
+    for line in lines:
+        line = _TIMESTAMP_PREFIX.sub("", line)
+        name, colon, rest = line.partition(":")
+        if colon and name.strip() in speakers:
+            line = rest
+        words += line.split()
+    if not words:
+        raise PodarchiveError(path, "text", "holds no words")
+    if any(word.startswith(REDACTED) for word in words):
+        raise PodarchiveError(
+            path, "text", f"holds {REDACTED}: correct the private text (transcript.json's "
+            "words), not the published transcript, which lacks redacted and restricted words")
+    return words
+
+
+def map_words_to_segments(old: list[list[str]], new: list[str]) -> list[list[str]]:
+    """Share the corrected words ``new`` out to the segments whose words were ``old``.
+
+    Words are matched by sequence alignment, ignoring case, accents and punctuation: a
+    kept or replaced word goes to the segment of the old word it stands for, an inserted
+    one to the segment of its neighbours (the following one after a sentence end).
+    """
+    flat = [(n, word) for n, words in enumerate(old) for word in words]
+    shared: list[list[str]] = [[] for _ in old]
+    if not flat:
+        if shared:
+            shared[0] = list(new)
+        return shared
+    matcher = SequenceMatcher(None, [_key(w) for _, w in flat], [_key(w) for w in new],
+                              autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("equal", "replace"):
+            for k in range(j2 - j1):
+                shared[flat[i1 + (k * (i2 - i1)) // (j2 - j1)][0]].extend(new[j1 + k:j1 + k + 1])
+        elif tag == "insert":
+            shared[_insertion_segment(flat, i1)].extend(new[j1:j2])
+    return shared
+
+
+def _insertion_segment(flat: list[tuple[int, str]], position: int) -> int:
+    if position == 0:
+        return flat[0][0]
+    before = flat[position - 1]
+    if position == len(flat):
+        return before[0]
+    return flat[position][0] if before[1].endswith(_SENTENCE_END) else before[0]
+
+
+def _key(word: str) -> str:
+    return re.sub(r"\W", "", fold(word))
+
+
+def similarity(old: list[str], new: list[str]) -> float:
+    """Share of words two texts have in common, in order (0 to 1), ignoring case,
+    accents and punctuation."""
+    return SequenceMatcher(None, [_key(w) for w in old], [_key(w) for w in new],
+                           autojunk=False).ratio()
+
+
+def _check_similarity(path: Path, old: list[str], new: list[str]) -> None:
+    """A correction changes some words; a text that shares almost none with the old one
+    is most likely another recording's. Rewrites of whole segments (where whisper heard
+    nothing right) are let through here and judged by how well they align instead."""
+    if len(old) >= 20 and similarity(old, new) < MIN_SIMILARITY:
+        raise PodarchiveError(path, "text", f"does not match the recording: it shares "
+                              f"{similarity(old, new):.0%} of its words with the transcript")
+
+
+def _apply(episode: Episode, transcript: Transcript, correction: Correction,
+           tracks: dict[str, np.ndarray], aligner: ForcedAligner) -> None:
+    """Give each corrected segment its words: old times where only spelling changed,
+    forced-aligned times otherwise."""
+    for n, words in sorted(correction.segments.items()):
+        segment = transcript.segments[n]
+        if [_key(w) for w in words] == [_key(w) for w in correction.timed[n]] \
+                and len(words) == len(segment.words):
+            for word, text in zip(segment.words, words):
+                word.text = text
+            continue
+        if not words:
+            segment.words = []
+            continue
+        samples = tracks.get(segment.speaker)
+        if samples is None:
+            raise PodarchiveError(episode.transcript_path, "segments",
+                                  f"segment {segment.id}: no recording of speaker {segment.speaker!r}")
+        end = _window_end(transcript, segment, len(samples) / SAMPLE_RATE)
+        if end - segment.start > MAX_WINDOW_SECONDS:
+            raise PodarchiveError(episode.transcript_path, "segments",
+                                  f"segment {segment.id} is longer than {MAX_WINDOW_SECONDS:.0f} s, "
+                                  "more than whisper hears at once: split it")
+        segment.words = aligner.align(transcript.model, samples, segment.start, end, words,
+                                      segment.language or transcript.language)
+        probability = float(np.mean([word.probability for word in segment.words]))
+        if probability < MIN_ALIGNED_PROBABILITY:
+            raise PodarchiveError(
+                correction.source, "text",
+                f"does not match the recording: the corrected words of segment {segment.id} "
+                f"({segment.start:.1f}-{segment.end:.1f} s) align with a mean probability of "
+                f"{probability:.2f} (under {MIN_ALIGNED_PROBABILITY})")
+    for n in correction.segments:
+        segment = transcript.segments[n]
+        segment.text = join_words([word.text for word in segment.words])
+    transcript.reviewed = True
+
+
+def _window_end(transcript: Transcript, segment: Segment, track_seconds: float) -> float:
+    """Where the audio given to the aligner for ``segment`` ends: a little past the
+    segment, since whisper may end it before its last word's sound does, but not into
+    the next segment of the same speaker."""
+    following = [s.start for s in transcript.segments
+                 if s.speaker == segment.speaker and s.start >= segment.end and s is not segment]
+    return min([segment.end + WINDOW_TAIL_SECONDS, track_seconds, *following])
+
+
+# --- Forced alignment -------------------------------------------------------------------
+
+WINDOW_TAIL_SECONDS = 0.3
+MAX_WINDOW_SECONDS = 30.0  # whisper's encoder hears 30 s at most
+# Whisper's cross-attention puts word starts early: by a median of 15-135 ms on the
+# connected speech of bench/alignment.py (espeak-ng sentences, real recordings); 50 ms
+# suits both languages there, where 30 ms left English early and 70 ms made French late.
+START_BIAS_SECONDS = 0.05
+# A pause inside a word's span: at least this long (stop closures are shorter), and
+# quieter than a quarter of the way from the window's floor (5th percentile of 10 ms
+# frame levels) to its speech (95th percentile), and at least 20 dB under the speech.
+MIN_PAUSE_SECONDS = 0.1
+PAUSE_LEVEL_FRACTION = 0.25
+PAUSE_BELOW_SPEECH_DB = 20.0
+MIN_START_STEP_SECONDS = 0.03
+
+
+class ForcedAligner:
+    """Times given words against a recording: whisper's cross-attention alignment
+    (faster-whisper's ``find_alignment``), then each start refined on the sound.
+
+    Models load on first use, once per model name, and are shared by every episode.
+    """
+
+    def __init__(self):
+        self._models: dict[str, object] = {}
+
+    def whisper(self, name: str):
+        if name not in self._models:
+            # transcribe imports this module, so its model loader is imported on use.
+            from .transcribe import _LazyModel
+
+            self._models[name] = _LazyModel(name, "int8")
+        return self._models[name].get()
+
+    def align(self, model: str, samples: np.ndarray, start: float, end: float,
+              words: list[str], language: str) -> list[Word]:
+        """``words`` timed inside [start, end] (at most MAX_WINDOW_SECONDS) of ``samples``
+        (16 kHz), in seconds from the start of ``samples``."""
+        if not words:
+            return []
+        whisper = self.whisper(model)
+        clip = samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
+        times = attention_times(whisper, clip, words, language)
+        pauses = find_pauses(clip, SAMPLE_RATE)
+        starts = refine_starts([t[0] for t in times], [t[1] for t in times], pauses)
+        ends = _word_ends(starts, [t[1] for t in times], pauses)
+        return [Word(text, round(start + s, 3), round(start + e, 3), round(p, 4))
+                for text, s, e, (_, _, p) in zip(words, starts, ends, times)]
+
+
+def attention_times(whisper, clip: np.ndarray, words: list[str],
+                    language: str) -> list[tuple[float, float, float]]:
+    """(start, end, probability) of each word in ``clip`` (16 kHz, at most 30 s), from
+    whisper's cross-attention: faster-whisper's own word timing, given the words."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    features = whisper.feature_extractor(clip)
+    frames = features.shape[-1] - 1
+    encoded = whisper.encode(pad_or_trim(features[:, :frames]))
+    if whisper.model.is_multilingual and language not in whisper.supported_languages:
+        language = whisper.model.detect_language(encoded)[0][0][0][2:-2]
+    tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual,
+                          task="transcribe", language=language)
+    # Each word with its leading space, as whisper writes it, so word boundaries are
+    # token boundaries and whisper's own pieces can be put back into our words.
+    tokens = [tokenizer.encode(" " + word) for word in words]
+    pieces = whisper.find_alignment(tokenizer, [[t for ts in tokens for t in ts]], encoded, frames)[0]
+    starts, ends, probabilities = {}, {}, []
+    position = 0
+    for piece in pieces:
+        starts.setdefault(position, float(piece["start"]))
+        position += len(piece["tokens"])
+        ends[position] = float(piece["end"])
+        probabilities += [float(piece["probability"])] * len(piece["tokens"])
+    bounds = np.cumsum([0] + [len(t) for t in tokens])
+    return [(starts[bounds[n]], ends[bounds[n + 1]],
+             float(np.mean(probabilities[bounds[n]:bounds[n + 1]])))
+            for n in range(len(words))]
+
+
+def refine_starts(starts: list[float], ends: list[float],
+                  pauses: list[tuple[float, float]]) -> list[float]:
+    """Word starts moved from where whisper's attention puts them to where the words sound.
+
+    A word whose span holds a pause, with less of the span before the pause than
+    after it, starts where the sound after the pause starts (whisper tends to start a
+    word where the previous one ends). Any other word starts START_BIAS_SECONDS later
+    than whisper says. Starts stay in order; measured in bench/alignment.py.
+    """
+    refined: list[float] = []
+    for start, end in zip(starts, ends):
+        after_pause = [b for a, b in pauses if start < b < end and a - start <= end - b]
+        moved = after_pause[-1] if after_pause else start + START_BIAS_SECONDS
+        if refined:
+            moved = max(moved, refined[-1] + MIN_START_STEP_SECONDS)
+        refined.append(moved)
+    return refined
+
+
+def _word_ends(starts: list[float], ends: list[float],
+               pauses: list[tuple[float, float]]) -> list[float]:
+    """Each word ends where the next starts, or where its sound stops before a pause."""
+    result = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else max(ends[n] + START_BIAS_SECONDS, start)
+        silent_from = [a for a, b in pauses if start < a < end]
+        result.append(silent_from[0] if silent_from else end)
+    return result
+
+
+def find_pauses(samples: np.ndarray, sample_rate: int) -> list[tuple[float, float]]:
+    """(start, end) seconds of the pauses in ``samples`` (see MIN_PAUSE_SECONDS)."""
+    level = frame_levels(samples, sample_rate)
+    if level.size == 0:
+        return []
+    floor, speech = np.percentile(level, 5), np.percentile(level, 95)
+    threshold = min(floor + PAUSE_LEVEL_FRACTION * (speech - floor), speech - PAUSE_BELOW_SPEECH_DB)
+    quiet = np.concatenate([[False], level < threshold, [False]]).astype(np.int8)
+    edges = np.diff(quiet)
+    return [(a * FRAME_SECONDS, b * FRAME_SECONDS)
+            for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
+            if (b - a) * FRAME_SECONDS >= MIN_PAUSE_SECONDS - 1e-9]
 
 
 def join_words(words: list[str]) -> str:

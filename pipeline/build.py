@@ -89,7 +89,8 @@ def check(root: Path, *, today: dt.date | None = None) -> RunReport:
     return report
 
 
-def _one_stage(root: Path, waiting: Waiting, name: str, stage: Callable[[Archive], list[Outcome]]):
+def _one_stage(root: Path, waiting: Waiting, name: str,
+               stage: Callable[[Archive], list[Outcome]]) -> RunReport:
     """Load the archive under its lock and run one stage over it."""
     with locked(root, waiting):
         report = _load(root)
