@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import SAMPLE_RATE, speaker_tracks
+from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
 from .model import Episode, Outcome, Segment, Transcript, Word, read_transcript
 from .privacy import REDACTED, fold
@@ -41,8 +42,8 @@ FRAME_SECONDS = 0.01
 SILENCE_BELOW_SPEECH_DB = 35.0
 PAUSE_SECONDS = 0.5
 
-_SENTENCE_END = (".", "?", "!", "…", ".»", "?»", "!»", '."', '?"', '!"')
-_CLAUSE_END = (",", ";", ":", "—", "–")
+SENTENCE_END = (".", "?", "!", "…", ".»", "?»", "!»", '."', '?"', '!"')
+CLAUSE_END = (",", ";", ":", "—", "–")
 
 
 class SpeechActivity:
@@ -63,8 +64,9 @@ class SpeechActivity:
 def frame_levels(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Level in dB of each FRAME_SECONDS frame of ``samples``."""
     hop = max(1, int(sample_rate * FRAME_SECONDS))
-    frames = len(samples) // hop
-    power = np.square(samples[: frames * hop].astype(np.float64)).reshape(frames, hop).mean(axis=1)
+    frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
+    # einsum sums the squares frame by frame, without a squared copy of an hour of audio.
+    power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / hop
     return 10 * np.log10(power + 1e-12)
 
 
@@ -312,7 +314,7 @@ def _insertion_segment(flat: list[tuple[int, str]], position: int) -> int:
     before = flat[position - 1]
     if position == len(flat):
         return before[0]
-    return flat[position][0] if before[1].endswith(_SENTENCE_END) else before[0]
+    return flat[position][0] if before[1].endswith(SENTENCE_END) else before[0]
 
 
 def _key(word: str) -> str:
@@ -411,10 +413,7 @@ class ForcedAligner:
 
     def whisper(self, name: str):
         if name not in self._models:
-            # transcribe imports this module, so its model loader is imported on use.
-            from .transcribe import _LazyModel
-
-            self._models[name] = _LazyModel(name, "int8")
+            self._models[name] = LazyWhisper(name)
         return self._models[name].get()
 
     def align(self, model: str, samples: np.ndarray, start: float, end: float,
@@ -593,15 +592,15 @@ def _cues_of_turn(turn: _Turn) -> list[Cue]:
 
 def _cue_cost(words: list[Word], i: int, j: int, chars: int, line_count: int) -> float:
     last = words[j - 1].text
-    if j == len(words) or last.endswith(_SENTENCE_END):
+    if j == len(words) or last.endswith(SENTENCE_END):
         cost = 0.0
-    elif last.endswith(_CLAUSE_END):
+    elif last.endswith(CLAUSE_END):
         cost = 1.5
     elif words[j].start - words[j - 1].end >= PAUSE_SECONDS:
         cost = 2.0
     else:
         cost = 4.0
-    if cost and any(w.text.endswith(_SENTENCE_END) for w in words[i:j - 1]):
+    if cost and any(w.text.endswith(SENTENCE_END) for w in words[i:j - 1]):
         cost += 2.0  # a new sentence starts in this cue but ends in the next one
     # Reading time: the speech itself, or up to the next word when the gap allows it.
     room = (words[j].start if j < len(words) else words[j - 1].end + MAX_CUE_SECONDS) - words[i].start
@@ -625,7 +624,7 @@ def _split_lines(texts: list[str]) -> list[str] | None:
         if len(first) > MAX_LINE_CHARS or len(second) > MAX_LINE_CHARS:
             continue
         score = abs(len(first) - len(second))
-        if texts[k - 1].endswith(_SENTENCE_END + _CLAUSE_END):
+        if texts[k - 1].endswith(SENTENCE_END + CLAUSE_END):
             score -= 12  # a line that ends a clause reads more easily than a balanced one
         if best is None or score < best[0]:
             best = (score, [first, second])

@@ -178,10 +178,15 @@ def transcribe(ctx, slugs, model, language, beam_size, batch_size, force) -> Non
 @click.argument("slugs", nargs=-1)
 @click.pass_context
 def align(ctx, slugs) -> None:
-    """Re-time the words of transcripts edited by hand (all, or the SLUGS given).
+    """Time a producer's corrected words again against the recording (all, or SLUGS).
 
-    Word times are made ordered and positive, kept inside their segment, and a word
-    stretched over the silence after it ends where its sound ends.
+    A correction is a segment of transcript.json whose text no longer matches its words
+    (or whose words were edited), or a corrected episodes/<slug>/transcript.txt. The
+    corrected words are forced-aligned offline with the same whisper model; segments
+    that did not change keep their times, and the transcript becomes reviewed. A text
+    that does not belong to the recording is refused. Other hand-edited times are made
+    ordered and positive, kept inside their segment, and a word stretched over the
+    silence after it ends where its sound ends.
     """
     _run_stage(ctx, build.align, slugs=list(slugs))
 

@@ -114,3 +114,30 @@ def _assemble(target: Path) -> None:
 def _copy_side_file(name: str, target: Path) -> None:
     source = resources.files(_SIDE_PACKAGE).joinpath("data", name)
     atomic_write_bytes(target / name, source.read_bytes())
+
+
+class LazyWhisper:
+    """A faster-whisper model loaded on first use, so a run with nothing to do loads nothing."""
+
+    def __init__(self, name: str | None, compute_type: str = "int8"):
+        self.name = name
+        self.compute_type = compute_type
+        self._model = None
+
+    def get(self):
+        if self._model is None:
+            from faster_whisper import WhisperModel
+
+            location = resolve_model(self.name)
+            try:
+                self._model = WhisperModel(
+                    location, device="cpu", compute_type=self.compute_type,
+                    cpu_threads=os.cpu_count() or 1,
+                )
+            # faster-whisper passes on whatever the hub client or CTranslate2 raises.
+            except Exception as error:  # noqa: BLE001
+                raise PodarchiveError(
+                    location, "--model",
+                    f"cannot load the model ({error}); offline, pass a local model folder",
+                ) from None
+        return self._model

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import __version__
-from .align import _CLAUSE_END as CLAUSE_END
-from .align import _SENTENCE_END as SENTENCE_END
-from .align import SpeechActivity, clean_word_times, join_words
+from .align import CLAUSE_END, SENTENCE_END, SpeechActivity, clean_word_times, join_words
 from .audio import SAMPLE_RATE, probe, speaker_tracks
-from .embedded_model import model_identity, resolve_model
+from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
 from .model import (
     Archive,
@@ -78,33 +75,6 @@ def is_up_to_date(existing: Transcript, audio_sha256: str, model: str, opts: dic
     )
 
 
-class _LazyModel:
-    """Loads the whisper model on first use, so a run with nothing to do loads nothing."""
-
-    def __init__(self, name: str | None, compute_type: str):
-        self.name = name
-        self.compute_type = compute_type
-        self._model = None
-
-    def get(self):
-        if self._model is None:
-            from faster_whisper import WhisperModel
-
-            location = resolve_model(self.name)
-            try:
-                self._model = WhisperModel(
-                    location, device="cpu", compute_type=self.compute_type,
-                    cpu_threads=os.cpu_count() or 1,
-                )
-            # faster-whisper passes on whatever the hub client or CTranslate2 raises.
-            except Exception as error:  # noqa: BLE001
-                raise PodarchiveError(
-                    location, "--model",
-                    f"cannot load the model ({error}); offline, pass a local model folder",
-                ) from None
-        return self._model
-
-
 def plan(archive: Archive, slugs: Iterable[str] | None = None) -> list[Episode]:
     """The episodes named by ``slugs`` (all when empty), or an error naming the unknown slug."""
     wanted = list(slugs or [])
@@ -135,7 +105,7 @@ def transcribe_archive(
     """
     model_name = options.model or archive.model
     identity = model_identity(model_name)
-    model = _LazyModel(model_name, options.compute_type)
+    model = LazyWhisper(model_name, options.compute_type)
     outcomes: list[Outcome] = []
     todo: list[tuple[Episode, str, dict, float]] = []
     for episode in episodes:
