@@ -66,13 +66,19 @@ def empty_archive(folder: Path) -> Path:
     return folder
 
 
-def build_archive(folder: Path) -> list[dict]:
-    """A copy of the bundled archive plus the assembled French recording; its manifest."""
+def clips_archive(folder: Path) -> list[dict]:
+    """A copy of the bundled archive (its short recordings); its manifest."""
     empty_archive(folder)
     for episode in sorted((REPO / "episodes").iterdir()):
         if episode.is_dir():
             shutil.copytree(episode, folder / "episodes" / episode.name,
                             ignore=shutil.ignore_patterns("transcript.json"))
+    return manifest_of(folder)
+
+
+def long_archive(folder: Path) -> list[dict]:
+    """One French recording of about two minutes assembled from the bundled ones."""
+    empty_archive(folder)
     add_assembled_episode(folder, LONG_SLUG, FRENCH_PIECES)
     return manifest_of(folder)
 
@@ -144,6 +150,8 @@ def word_error_rates(words: dict[str, list]) -> tuple[dict[str, float], float]:
     """Per episode, and pooled over every scored word."""
     per_episode, errors, total = {}, 0.0, 0
     for slug, names in REFERENCE_FILES.items():
+        if slug not in words:
+            continue
         reference = normalise(" ".join((REFERENCES / name).read_text("utf-8") for name in names))
         said = [text for text, start in words.get(slug, [])
                 if slug != "mit-licence-en-de" or start < ENGLISH_HALF_ENDS]
@@ -173,44 +181,48 @@ def main() -> None:
         return
 
     env = dict(os.environ)
+    join_model = "from pipeline.embedded_model import resolve_model; resolve_model(None)"
+    subprocess.run([sys.executable, "-c", join_model], check=True, env=env)  # once, untimed
+    print(f"{os.cpu_count()} cores; whisper base, int8; each row is one process, model loading included")
     with tempfile.TemporaryDirectory(prefix="podarchive-bench-") as scratch:
         scratch = Path(scratch)
-        archive = scratch / "archive"
-        manifest = build_archive(archive)
-        (scratch / "manifest.json").write_text(json.dumps(manifest))
-        seconds = audio_seconds(manifest)
-        print(f"{len(manifest)} recordings, {seconds:.1f} s of audio (the longest: {LONG_SLUG}, "
-              f"{audio_seconds([m for m in manifest if m['slug'] == LONG_SLUG]):.1f} s); "
-              f"{os.cpu_count()} cores; whisper base, int8\n")
-        join_model = "from pipeline.embedded_model import resolve_model; resolve_model(None)"
-        subprocess.run([sys.executable, "-c", join_model], check=True, env=env)  # once, untimed
-        rows = {}
-        for label, kind in (("(a) bare sequential", "sequential"), ("(b) bare batched", "batched")):
-            out = scratch / f"{kind}.json"
-            wall, memory = measure([sys.executable, __file__, "--worker", kind,
-                                    "--manifest", str(scratch / "manifest.json"), "--output", str(out)], env)
-            rows[label] = (wall, memory, word_error_rates(json.loads(out.read_text())))
-        wall, memory = measure([sys.executable, "-m", "pipeline", "--archive", str(archive),
-                                "transcribe", "--force"], env)
-        rows["(c) podarchive transcribe"] = (wall, memory, word_error_rates(podarchive_words(archive)))
-
-        print(f"{'':28} {'wall s':>7} {'RTF':>6} {'peak MiB':>9} {'WER':>6}   WER per episode")
-        for label, (wall, memory, (per_episode, pooled)) in rows.items():
-            detail = " ".join(f"{slug.split('-')[0]}={rate:.3f}" for slug, rate in per_episode.items())
-            print(f"{label:28} {wall:7.1f} {wall / seconds:6.3f} {memory:9.0f} {pooled:6.3f}   {detail}")
-        a, b, c = (rows[k][0] for k in rows)
-        wer_a, wer_c = rows["(a) bare sequential"][2][1], rows["(c) podarchive transcribe"][2][1]
-        print(f"\n(a)/(c) = {a / c:.2f}  (target >= 1.5)")
-        print(f"(b)/(c) = {b / c:.2f}  (target >= 0.95)")
-        print(f"WER (c) - WER (a) = {wer_c - wer_a:+.3f}  (target <= +0.02)")
-
+        for name, build in (("the bundled recordings", clips_archive),
+                            ("one recording assembled from them", long_archive)):
+            compare(name, scratch / name.replace(" ", "-"), build, env)
         if options.hour:
             hour = empty_archive(scratch / "hour")
-            add_assembled_episode(hour, "one-hour", [archive / "episodes" / LONG_SLUG / "recording.flac"] * 28)
+            long_recording = scratch / "one-recording-assembled-from-them/episodes" / LONG_SLUG / "recording.flac"
+            add_assembled_episode(hour, "one-hour", [long_recording] * 28)
             length = audio_seconds(manifest_of(hour))
             wall, memory = measure([sys.executable, "-m", "pipeline", "--archive", str(hour), "transcribe"], env)
             print(f"\none-hour recording ({length / 60:.1f} min) through (c): {wall:.0f} s, "
                   f"RTF {wall / length:.3f}, peak {memory:.0f} MiB (target < 1536 MiB)")
+
+
+def compare(name: str, folder: Path, build, env: dict) -> None:
+    """(a), (b) and (c) over one archive, printed as a table with the ratios."""
+    manifest = build(folder / "archive")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    seconds = audio_seconds(manifest)
+    rows = {}
+    for label, kind in (("(a) bare sequential", "sequential"), ("(b) bare batched", "batched")):
+        out = folder / f"{kind}.json"
+        wall, memory = measure([sys.executable, __file__, "--worker", kind,
+                                "--manifest", str(folder / "manifest.json"), "--output", str(out)], env)
+        rows[label] = (wall, memory, word_error_rates(json.loads(out.read_text())))
+    wall, memory = measure([sys.executable, "-m", "pipeline", "--archive", str(folder / "archive"),
+                            "transcribe", "--force"], env)
+    rows["(c) podarchive transcribe"] = (wall, memory, word_error_rates(podarchive_words(folder / "archive")))
+
+    print(f"\n{name}: {len(manifest)} recording(s), {seconds:.1f} s of audio")
+    print(f"{'':28} {'wall s':>7} {'RTF':>6} {'peak MiB':>9} {'WER':>6}   WER per episode")
+    for label, (wall, memory, (per_episode, pooled)) in rows.items():
+        detail = " ".join(f"{slug.split('-')[0]}={rate:.3f}" for slug, rate in per_episode.items())
+        print(f"{label:28} {wall:7.1f} {wall / seconds:6.3f} {memory:9.0f} {pooled:6.3f}   {detail}")
+    a, b, c = (row[0] for row in rows.values())
+    wer_a, wer_c = rows["(a) bare sequential"][2][1], rows["(c) podarchive transcribe"][2][1]
+    print(f"(a)/(c) = {a / c:.2f} (target >= 1.5)   (b)/(c) = {b / c:.2f} (target >= 0.95)   "
+          f"WER (c) - WER (a) = {wer_c - wer_a:+.3f} (target <= +0.02)")
 
 if __name__ == "__main__":
     main()

@@ -67,12 +67,36 @@ def resolve_model(name: str | None) -> str:
 def _embedded_model_dir(root: Path) -> Path:
     target = root / "models" / f"whisper-base-{EMBEDDED_SHA256[:12]}"
     model_bin = target / "model.bin"
-    if not (model_bin.is_file() and sha256_file(model_bin) == EMBEDDED_SHA256):
-        _assemble(target)
+    if not _verified(model_bin):
+        if not (model_bin.is_file() and sha256_file(model_bin) == EMBEDDED_SHA256):
+            _assemble(target)
+        _stamp(model_bin)
     for name in _SIDE_FILES:
         if not (target / name).is_file():
             _copy_side_file(name, target)
     return target
+
+
+def _stamp_path(model_bin: Path) -> Path:
+    return model_bin.with_name("model.bin.verified")
+
+
+def _fingerprint(model_bin: Path) -> str:
+    stat = model_bin.stat()
+    return f"{EMBEDDED_SHA256} {stat.st_size} {stat.st_mtime_ns}"
+
+
+def _verified(model_bin: Path) -> bool:
+    """True when model.bin was hashed right and has not changed since: hashing 145 MB on
+    every start would cost each command a fifth of a second."""
+    try:
+        return _stamp_path(model_bin).read_text() == _fingerprint(model_bin)
+    except OSError:
+        return False
+
+
+def _stamp(model_bin: Path) -> None:
+    atomic_write_bytes(_stamp_path(model_bin), _fingerprint(model_bin).encode())
 
 
 def _part_paths() -> list[Path]:

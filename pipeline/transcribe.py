@@ -22,8 +22,6 @@ from .model import (
 )
 from .storage import atomic_write_json, sha256_file
 
-# Regions shorter than this carry too little speech for a trustworthy language guess.
-_MIN_DETECTION_SECONDS = 2.0
 # Transcript segments: cut at pauses this long, and kept under this length.
 SEGMENT_PAUSE_SECONDS = 1.0
 MAX_SEGMENT_SECONDS = 20.0
@@ -158,12 +156,10 @@ def transcribe_episode(
     its segments are whole regions (up to 30 s), so they are cut again at sentence ends
     and pauses, which is what captions, paragraphs and search hits want.
     """
-    from faster_whisper import BatchedInferencePipeline
-
     tracks = speaker_tracks(episode, SAMPLE_RATE)
     duration = len(tracks[0][1]) / SAMPLE_RATE
     language = None if opts["language"] == "auto" else opts["language"]
-    batched = BatchedInferencePipeline(whisper)
+    batched = _language_keeping_pipeline(whisper)
     detected = language
     segments: list[Segment] = []
     for speaker, samples in tracks:
@@ -179,7 +175,7 @@ def transcribe_episode(
         done = 0.0
         track_segments = []
         for region in found:
-            region_language = language or _language_of(whisper, samples, region.start, region.end)
+            region_language = language or batched.region_languages.get(region.seek, "")
             track_segments += _sentences(_segment(region, speaker), region_language)
             if progress:
                 progress((region.end - done) / len(tracks))
@@ -224,14 +220,35 @@ def _segment(found, speaker: str) -> Segment:
                    text=found.text.strip(), speaker=speaker, words=words)
 
 
-def _language_of(whisper, samples, start: float, end: float) -> str:
-    """The language spoken in one speech region of a code-switching episode ("" if too
-    short to tell)."""
-    if end - start < _MIN_DETECTION_SECONDS:
-        return ""
-    clip = samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
-    language, _probability, _all = whisper.detect_language(audio=clip)
-    return language
+def _language_keeping_pipeline(whisper):
+    """faster-whisper's batched pipeline, remembering the language it detects in each
+    speech region of a code-switching episode (it uses it, but does not return it).
+
+    Reads faster-whisper 1.2's internals (the pyproject pins <2): each batch's encoder
+    output is asked its languages again, which costs one decoder step, not an encoding.
+    """
+    from faster_whisper import BatchedInferencePipeline
+
+    class LanguageKeepingPipeline(BatchedInferencePipeline):
+        def __init__(self, model):
+            super().__init__(model)
+            self.region_languages: dict[int, str] = {}  # region's seek -> language code
+            self._batch_languages: list[str] = []
+
+        def generate_segment_batched(self, features, tokenizer, options):
+            encoder_output, outputs = super().generate_segment_batched(features, tokenizer, options)
+            if options.multilingual:
+                self._batch_languages = [scores[0][0][2:-2]  # "<|de|>" -> "de"
+                                         for scores in self.model.model.detect_language(encoder_output)]
+            return encoder_output, outputs
+
+        def forward(self, features, tokenizer, chunks_metadata, options):
+            outputs = super().forward(features, tokenizer, chunks_metadata, options)
+            for chunk, language in zip(chunks_metadata, self._batch_languages):
+                self.region_languages[int(chunk["offset"] * self.model.frames_per_second)] = language
+            return outputs
+
+    return LanguageKeepingPipeline(whisper)
 
 
 def _sentences(region: Segment, language: str) -> list[Segment]:

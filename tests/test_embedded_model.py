@@ -24,13 +24,13 @@ def test_embedded_model_is_joined_into_the_cache_and_verified(fresh_cache):
     config = json.loads((folder / "config.json").read_text())
     assert config["alignment_heads"]  # word timestamps need them
     assert {p.name for p in folder.iterdir()} == {
-        "model.bin", "config.json", "tokenizer.json", "vocabulary.json"}
+        "model.bin", "model.bin.verified", "config.json", "tokenizer.json", "vocabulary.json"}
 
 
 def test_a_corrupted_cache_is_joined_again(fresh_cache):
     resolve_model(None)
     model_bin = next(fresh_cache.glob("models/*/model.bin"))
-    with open(model_bin, "r+b") as damaged:
+    with open(model_bin, "r+b") as damaged:  # a change the verification stamp sees
         damaged.write(b"\0" * 64)
     embedded_model._embedded_model_dir.cache_clear()
     resolve_model(None)
@@ -47,3 +47,12 @@ def test_model_option_accepts_a_folder_or_a_name(tmp_path):
     assert model_identity(str(folder)) == str(folder.resolve())
     assert resolve_model("large-v3") == "large-v3"  # faster-whisper fetches it when online
     assert model_identity(None) == model_identity("embedded:whisper-base")
+
+
+def test_a_verified_model_is_not_hashed_again(fresh_cache, monkeypatch):
+    resolve_model(None)
+    embedded_model._embedded_model_dir.cache_clear()
+    hashed = []
+    monkeypatch.setattr(embedded_model, "sha256_file", lambda path: hashed.append(path) or "")
+    resolve_model(None)
+    assert hashed == []
