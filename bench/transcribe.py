@@ -1,8 +1,8 @@
 """Transcription speed, memory and accuracy: bare faster-whisper against podarchive.
 
 Times, in one run and each in a process of its own (imports and model loading
-included, as a user waits for them), on the bundled recordings plus a longer French
-recording assembled from them:
+included, as a user waits for them), on the bundled recordings, then on one French
+recording of about two minutes assembled from them:
 
   (a) bare WhisperModel.transcribe, faster-whisper's defaults plus word timestamps
   (b) bare BatchedInferencePipeline.transcribe, its defaults plus word timestamps
