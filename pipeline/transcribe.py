@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
 
 from . import __version__
-from .align import CLAUSE_END, SENTENCE_END, SpeechActivity, clean_word_times, join_words
+from .align import (
+    CLAUSE_END,
+    FRAME_SECONDS,
+    SENTENCE_END,
+    SpeechActivity,
+    clean_word_times,
+    frame_levels,
+    join_words,
+)
 from .audio import SAMPLE_RATE, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
@@ -22,6 +33,10 @@ from .model import (
 )
 from .storage import atomic_write_json, sha256_file
 
+# Long recordings go through the model this many seconds at a time (memory stays
+# flat), each cut at the quietest moment within CUT_SEARCH_SECONDS of its end.
+WINDOW_SECONDS = 600
+CUT_SEARCH_SECONDS = 30
 # Transcript segments: cut at pauses this long, and kept under this length.
 SEGMENT_PAUSE_SECONDS = 1.0
 MAX_SEGMENT_SECONDS = 20.0
@@ -163,27 +178,32 @@ def transcribe_episode(
     detected = language
     segments: list[Segment] = []
     for speaker, samples in tracks:
-        found, info = batched.transcribe(
-            samples,
-            language=language,
-            multilingual=language is None,
-            beam_size=opts["beam_size"],
-            batch_size=batch_size,
-            word_timestamps=True,
-            hotwords=", ".join(opts["hotwords"]) or None,
-        )
-        done = 0.0
         track_segments = []
-        for region in found:
-            region_language = language or batched.region_languages.get(region.seek, "")
-            track_segments += _sentences(_segment(region, speaker), region_language)
+        for first, last in _windows(samples):
+            # The pipeline holds its speech regions and their features for the whole
+            # audio it is given: ten minutes at a time keeps an hour's memory flat.
+            batched.region_languages.clear()
+            found, info = batched.transcribe(
+                samples[first:last],
+                language=language,
+                multilingual=language is None,
+                beam_size=opts["beam_size"],
+                batch_size=batch_size,
+                word_timestamps=True,
+                hotwords=", ".join(opts["hotwords"]) or None,
+            )
+            offset = first / SAMPLE_RATE
+            done = 0.0
+            for region in found:
+                region_language = language or batched.region_languages.get(region.seek, "")
+                track_segments += _sentences(_segment(region, speaker, offset), region_language)
+                if progress:
+                    progress((region.end - done) / len(tracks))
+                done = region.end
             if progress:
-                progress((region.end - done) / len(tracks))
-            done = region.end
-        if progress:
-            progress((duration - done) / len(tracks))
+                progress(((last - first) / SAMPLE_RATE - done) / len(tracks))
+            detected = detected or info.language
         segments.extend(clean_word_times(track_segments, SpeechActivity(samples, SAMPLE_RATE)))
-        detected = detected or info.language
     segments.sort(key=lambda segment: (segment.start, segment.end))
     for number, segment in enumerate(segments):
         segment.id = number
@@ -202,7 +222,21 @@ def transcribe_episode(
     return transcript
 
 
-def _segment(found, speaker: str) -> Segment:
+def _windows(samples: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) sample of each stretch to transcribe on its own: WINDOW_SECONDS long,
+    each cut at the quietest moment near its end so no word is split."""
+    window, reach = WINDOW_SECONDS * SAMPLE_RATE, CUT_SEARCH_SECONDS * SAMPLE_RATE
+    cuts = [0]
+    while len(samples) - cuts[-1] > window + reach:
+        around = cuts[-1] + window - reach
+        levels = frame_levels(samples[around:around + 2 * reach], SAMPLE_RATE)
+        quietest = int(np.argmin(levels)) * int(SAMPLE_RATE * FRAME_SECONDS)
+        cuts.append(around + quietest)
+    return list(pairwise([*cuts, len(samples)]))
+
+
+def _segment(found, speaker: str, offset: float = 0.0) -> Segment:
+    """Our segment from faster-whisper's, its times moved by ``offset`` seconds."""
     words: list[Word] = []
     for found_word in found.words or []:
         text = found_word.word
@@ -210,13 +244,13 @@ def _segment(found, speaker: str) -> Segment:
         # previous word, as French elisions do ("m" + "'appelle").
         if words and text[:1] not in ("", " "):
             words[-1].text += text.strip()
-            words[-1].end = round(found_word.end, 3)
+            words[-1].end = round(offset + found_word.end, 3)
             words[-1].probability = round(min(words[-1].probability, found_word.probability), 4)
         elif text.strip():
-            words.append(Word(text=text.strip(), start=round(found_word.start, 3),
-                              end=round(found_word.end, 3),
+            words.append(Word(text=text.strip(), start=round(offset + found_word.start, 3),
+                              end=round(offset + found_word.end, 3),
                               probability=round(found_word.probability, 4)))
-    return Segment(id=found.id, start=round(found.start, 3), end=round(found.end, 3),
+    return Segment(id=found.id, start=round(offset + found.start, 3), end=round(offset + found.end, 3),
                    text=found.text.strip(), speaker=speaker, words=words)
 
 

@@ -1,7 +1,9 @@
+import itertools
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -187,3 +189,36 @@ def test_progress_counts_seconds_of_audio(small_archive):
     assert totals == [pytest.approx(6.672, abs=0.01)]
     assert sum(advances) == pytest.approx(totals[0], abs=0.01)
     assert all(step >= 0 for step in advances)
+
+
+def test_long_recordings_are_cut_in_windows_at_quiet_moments():
+    from pipeline.transcribe import CUT_SEARCH_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, _windows
+
+    minutes = 25
+    samples = np.random.default_rng(1).normal(0, 0.1, minutes * 60 * SAMPLE_RATE).astype(np.float32)
+    quiet = [WINDOW_SECONDS + 12.0, 2 * WINDOW_SECONDS - 8.0]  # where a pause really is
+    for at in quiet:
+        samples[int(at * SAMPLE_RATE):int((at + 0.3) * SAMPLE_RATE)] = 0.0
+    windows = _windows(samples)
+    assert windows[0][0] == 0 and windows[-1][1] == len(samples)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
+    cuts = [first / SAMPLE_RATE for first, _ in windows[1:]]
+    assert cuts == pytest.approx(quiet, abs=0.31)
+    assert all(last - first <= (WINDOW_SECONDS + CUT_SEARCH_SECONDS) * SAMPLE_RATE for first, last in windows)
+
+
+@pytest.mark.model
+def test_a_recording_transcribed_in_windows_keeps_its_words_and_times(tmp_path, monkeypatch):
+    from pipeline import transcribe
+
+    root = copy_archive(tmp_path / "a", slugs=["mit-licence-en-de"])
+    monkeypatch.setattr(transcribe, "WINDOW_SECONDS", 20)
+    monkeypatch.setattr(transcribe, "CUT_SEARCH_SECONDS", 5)
+    assert len(transcribe._windows(np.zeros(60 * transcribe.SAMPLE_RATE, np.float32))) >= 3
+    assert CliRunner().invoke(cli, ["--archive", str(root), "transcribe"]).exit_code == 0
+    windowed = load(root, "mit-licence-en-de")
+    english = " ".join(w.text for s in windowed.segments for w in s.words if w.start < 29.5)
+    assert word_error_rate(reference("multilingual.en.txt"), english) <= 0.10
+    starts = [w.start for s in windowed.segments for w in s.words]
+    assert starts == sorted(starts) and starts[-1] > 50
+    assert {s.language for s in windowed.segments if s.start > 31} == {"de"}
