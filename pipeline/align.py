@@ -61,12 +61,18 @@ class SpeechActivity:
         return None if voiced.size == 0 else (first + voiced[-1] + 1) * FRAME_SECONDS
 
 
+_LEVEL_BLOCK_FRAMES = 6000
+
+
 def frame_levels(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Level in dB of each FRAME_SECONDS frame of ``samples``."""
     hop = max(1, int(sample_rate * FRAME_SECONDS))
     frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
-    # einsum sums the squares frame by frame, without a squared copy of an hour of audio.
-    power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / hop
+    power = np.empty(len(frames))
+    # A minute at a time: a float64 copy of an hour of audio would take half a gigabyte.
+    for first in range(0, len(frames), _LEVEL_BLOCK_FRAMES):
+        block = frames[first:first + _LEVEL_BLOCK_FRAMES].astype(np.float64)
+        power[first:first + len(block)] = np.einsum("ij,ij->i", block, block) / hop
     return 10 * np.log10(power + 1e-12)
 
 
