@@ -129,13 +129,6 @@ def align_archive(episodes: list[Episode]) -> list[Outcome]:
     return outcomes
 
 
-def align_transcript(episode: Episode, transcript: Transcript,
-                     aligner: ForcedAligner | None = None) -> Transcript:
-    """Apply a producer's correction to ``transcript`` and clean its word times, in place."""
-    return _retime(episode, transcript, find_correction(episode, transcript),
-                   aligner or ForcedAligner())
-
-
 def _retime(episode: Episode, transcript: Transcript, correction: Correction | None,
             aligner: ForcedAligner) -> Transcript:
     tracks = dict(speaker_tracks(episode))

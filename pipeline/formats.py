@@ -188,10 +188,6 @@ WRITERS: dict[str, Callable[[Document], str]] = {
 }
 
 
-def get_writer(name: str) -> Callable[[Document], str]:
-    return WRITERS[name]
-
-
 def episode_dir(archive: Archive, slug: str) -> Path:
     return archive.root / FEED_EPISODES / slug
 

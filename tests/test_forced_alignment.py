@@ -20,7 +20,7 @@ from pipeline.errors import PodarchiveError
 from pipeline.model import Episode, Segment, Transcript, Word, read_transcript
 from pipeline.storage import atomic_write_json
 
-from conftest import REFERENCES, REPO
+from conftest import REFERENCES
 
 # --- Sharing corrected words out to the segments (no model) ------------------------------
 
@@ -144,16 +144,19 @@ class NoModel(ForcedAligner):
         raise AssertionError("no segment needed the model")
 
 
-def bundled_episode_copy(tmp_path: Path, slug: str) -> Path:
-    """A copy of a bundled episode with its committed transcript (an archive of one)."""
+def transcribed_episode_copy(transcribed_archive, tmp_path: Path, slug: str) -> Path:
+    """A copy of one transcribed bundled episode (an archive of one)."""
+    root, _ = transcribed_archive
     for name in ("archive.toml", "cover.png"):
-        shutil.copy(REPO / name, tmp_path / name)
-    shutil.copytree(REPO / "episodes" / slug, tmp_path / "episodes" / slug)
+        shutil.copy(root / name, tmp_path / name)
+    shutil.copytree(root / "episodes" / slug, tmp_path / "episodes" / slug)
     return tmp_path / "episodes" / slug / "transcript.json"
 
 
-def test_a_change_of_case_or_punctuation_keeps_the_word_times_and_loads_no_model(tmp_path, monkeypatch):
-    path = bundled_episode_copy(tmp_path, "kennedy-inaugural-1961")
+@pytest.mark.model
+def test_a_change_of_case_or_punctuation_keeps_the_word_times_and_loads_no_model(
+        transcribed_archive, tmp_path, monkeypatch):
+    path = transcribed_episode_copy(transcribed_archive, tmp_path, "kennedy-inaugural-1961")
     before = read_transcript(path)
     data = json.loads(path.read_text("utf-8"))
     data["segments"][-1]["text"] = data["segments"][-1]["text"].upper()
