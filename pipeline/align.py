@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, speaker_tracks
+from .audio import SAMPLE_RATE, as_float, speaker_tracks
 from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
 from .model import Episode, Outcome, Segment, Transcript, Word, read_transcript
@@ -71,7 +71,7 @@ def frame_levels(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     power = np.empty(len(frames))
     # A minute at a time: a float64 copy of an hour of audio would take half a gigabyte.
     for first in range(0, len(frames), _LEVEL_BLOCK_FRAMES):
-        block = frames[first:first + _LEVEL_BLOCK_FRAMES].astype(np.float64)
+        block = as_float(frames[first:first + _LEVEL_BLOCK_FRAMES]).astype(np.float64)
         power[first:first + len(block)] = np.einsum("ij,ij->i", block, block) / hop
     return 10 * np.log10(power + 1e-12)
 
@@ -422,7 +422,7 @@ class ForcedAligner:
         if not words:
             return []
         whisper = self.whisper(model)
-        clip = samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
+        clip = as_float(samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])
         times = attention_times(whisper, clip, words, language)
         pauses = find_pauses(clip, SAMPLE_RATE)
         starts = refine_starts([t[0] for t in times], [t[1] for t in times], pauses)

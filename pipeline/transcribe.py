@@ -18,7 +18,7 @@ from .align import (
     frame_levels,
     join_words,
 )
-from .audio import SAMPLE_RATE, probe, speaker_tracks
+from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
 from .model import (
@@ -57,7 +57,9 @@ class TranscribeOptions:
     language: str | None = None
     beam_size: int = 5
     compute_type: str = "int8"
-    batch_size: int = 8  # speed only: not recorded, changing it transcribes nothing again
+    # Speed and memory only: not recorded, changing it transcribes nothing again. On 2
+    # cores 6 regions at a time decode as fast as faster-whisper's 8, in 300 MB less.
+    batch_size: int = 6
 
 
 DEFAULT_OPTIONS = TranscribeOptions()
@@ -162,7 +164,7 @@ def transcribe_episode(
     *,
     model_id: str,
     audio_sha256: str,
-    batch_size: int = 8,
+    batch_size: int = DEFAULT_OPTIONS.batch_size,
     progress: Progress | None = None,
 ) -> Transcript:
     """Run faster-whisper on one episode (each stereo channel apart when persons say so).
@@ -184,7 +186,7 @@ def transcribe_episode(
             # audio it is given: ten minutes at a time keeps an hour's memory flat.
             batched.region_languages.clear()
             found, info = batched.transcribe(
-                samples[first:last],
+                as_float(samples[first:last]),
                 language=language,
                 multilingual=language is None,
                 beam_size=opts["beam_size"],
