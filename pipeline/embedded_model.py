@@ -142,6 +142,14 @@ def _copy_side_file(name: str, target: Path) -> None:
     atomic_write_bytes(target / name, source.read_bytes())
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: a container or taskset can allow fewer than
+    the machine has, and more threads than cores only take turns."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
@@ -180,7 +188,7 @@ class LazyWhisper:
             try:
                 self._model = WhisperModel(
                     location, device="cpu", compute_type=self.compute_type,
-                    cpu_threads=os.cpu_count() or 1,
+                    cpu_threads=usable_cores(),
                 )
             # faster-whisper passes on whatever the hub client or CTranslate2 raises.
             except Exception as error:  # noqa: BLE001

@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -56,3 +59,12 @@ def test_a_verified_model_is_not_hashed_again(fresh_cache, monkeypatch):
     monkeypatch.setattr(embedded_model, "sha256_file", lambda path: hashed.append(path) or "")
     resolve_model(None)
     assert hashed == []
+
+
+def test_decoding_threads_follow_the_cores_the_process_may_run_on():
+    """A container or taskset that allows one core gets one thread, not the machine's count."""
+    one_core = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+                "from pipeline.embedded_model import usable_cores; print(usable_cores())")
+    shown = subprocess.run([sys.executable, "-c", one_core], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "1"
+    assert embedded_model.usable_cores() == len(os.sched_getaffinity(0))
