@@ -71,7 +71,7 @@ def frame_levels(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     power = np.empty(len(frames))
     # A minute at a time: a float64 copy of an hour of audio would take half a gigabyte.
     for first in range(0, len(frames), _LEVEL_BLOCK_FRAMES):
-        block = as_float(frames[first:first + _LEVEL_BLOCK_FRAMES]).astype(np.float64)
+        block = as_float(frames[first:first + _LEVEL_BLOCK_FRAMES], np.float64)
         power[first:first + len(block)] = np.einsum("ij,ij->i", block, block) / hop
     return 10 * np.log10(power + 1e-12)
 

@@ -131,11 +131,11 @@ def _resampled(container: av.container.InputContainer, sample_rate: int, width: 
         yield resampled.to_ndarray().reshape(-1, width)
 
 
-def as_float(samples: np.ndarray) -> np.ndarray:
-    """Samples as the 32-bit floats in [-1, 1) that whisper reads: 16-bit ones scaled."""
+def as_float(samples: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Samples as floats in [-1, 1), 32-bit as whisper reads them unless told: 16-bit ones scaled."""
     if samples.dtype == np.int16:
-        return np.multiply(samples, np.float32(1 / 32768), dtype=np.float32)
-    return samples.astype(np.float32, copy=False)
+        return np.multiply(samples, dtype(1 / 32768), dtype=dtype)
+    return samples.astype(dtype, copy=False)
 
 
 # The published enclosure: what podcast apps expect (Apple's and the AES's
