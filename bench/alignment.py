@@ -54,9 +54,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.align import ForcedAligner, attention_times
+from pipeline.archive import Episode
 from pipeline.audio import SAMPLE_RATE
 from pipeline.embedded_model import EMBEDDED_MODEL
-from pipeline.model import Episode
 from pipeline.privacy import fold
 from pipeline.transcribe import DEFAULT_OPTIONS, transcribe_episode
 

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .archive import Episode, inside_archive, read_transcript
 from .audio import SAMPLE_RATE, as_float, speaker_tracks
 from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
-from .model import Episode, Outcome, Segment, Transcript, Word, read_transcript
-from .privacy import REDACTED, fold
+from .model import Outcome, Segment, Transcript, Word
+from .redaction import REDACTED, fold
 from .storage import atomic_write_json
 
 MAX_LINE_CHARS = 42
@@ -195,6 +196,7 @@ def find_correction(episode: Episode, transcript: Transcript) -> Correction | No
     corrected = [in_json[n][0] if n in in_json else words for n, words in enumerate(current)]
     text_path = episode.folder / CORRECTED_TEXT
     if text_path.exists():
+        inside_archive(text_path, episode.root)
         text = read_corrected_text(text_path, transcript, episode.title)
         if text != [word for words in corrected for word in words]:
             if in_json or _words_edited(transcript):

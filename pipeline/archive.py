@@ -1,22 +1,34 @@
-"""Load and validate archive.toml and every episodes/<slug>/episode.toml.
+"""Load and validate archive.toml, every episodes/<slug>/episode.toml and transcript.json.
+
+This is the private side of the archive: what producers wrote, every name and every
+restricted passage included. Publishing stages never read it; they get the public
+view that ``privacy`` builds from it.
 
 Unknown keys are errors: a typo such as ``stauts = "restricted"`` must never silently
-publish a testimony that was meant to stay private.
+publish a testimony that was meant to stay private. So are values that would quietly
+mean something else: NaN or infinite times, control characters in text, a flag written
+as a string.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
+
 from .errors import InvalidFile, PodarchiveError
-from .model import Archive, Chapter, Episode, Person
-from .privacy import redact, redaction_terms
+from .model import CONTROL_CHARACTERS, InvalidTranscript, Transcript
+from .storage import sha256_file
 
 ARCHIVE_FILE = "archive.toml"
 EPISODE_FILE = "episode.toml"
@@ -24,10 +36,104 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
 STATUSES = ("public", "restricted", "embargoed")
 MAX_DESCRIPTION_CHARS = 4000
 ROLES = ("host", "guest", "interviewer", "narrator")
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+TRANSCRIPT_FILE = "transcript.json"
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _URL = re.compile(r"https?://[^\s/]+[^\s]*")
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    role: str = "guest"
+    channel: int | None = None
+    href: str | None = None
+    img: str | None = None
+
+
+@dataclass(frozen=True)
+class Chapter:
+    start: float
+    title: str
+    url: str | None = None
+
+
+@dataclass
+class Episode:
+    slug: str
+    folder: Path
+    title: str
+    # A date, or a date and time (with or without a UTC offset): when it is released.
+    date: dt.date | dt.datetime
+    audio: str
+    description: str = ""
+    language: str = "auto"
+    glossary: list[str] = field(default_factory=list)
+    season: int | None = None
+    number: int | None = None
+    status: str = "public"
+    embargo_until: dt.date | dt.datetime | None = None
+    redact: list[str] = field(default_factory=list)
+    restrict: list[tuple[float, float]] = field(default_factory=list)
+    persons: list[Person] = field(default_factory=list)
+    chapters: list[Chapter] = field(default_factory=list)
+    guid: str | None = None
+    explicit: bool = False
+    image: str | None = None
+
+    @property
+    def root(self) -> Path:
+        """The archive this episode belongs to."""
+        return self.folder.parent.parent
+
+    @property
+    def audio_path(self) -> Path:
+        return self.folder / self.audio
+
+    @property
+    def transcript_path(self) -> Path:
+        return self.folder / TRANSCRIPT_FILE
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.folder / EPISODE_FILE
+
+
+@dataclass
+class Archive:
+    root: Path
+    title: str
+    description: str
+    author: str
+    language: str
+    base_url: str
+    owner: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    categories: list[str] = field(default_factory=list)
+    explicit: bool = False
+    license: str | None = None
+    glossary: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)
+    model: str | None = None
+    timezone: str = "UTC"
+    episodes: list[Episode] = field(default_factory=list)
+    # Episodes whose metadata could not be read: the others still go through the run.
+    problems: list[Exception] = field(default_factory=list)
+    # Names that episodes which could not be read still ask to withhold, where their
+    # episode.toml was at least valid TOML: they are withheld everywhere all the same.
+    redact_of_unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def episodes_dir(self) -> Path:
+        return self.root / "episodes"
+
+    def episode(self, slug: str) -> Episode:
+        for episode in self.episodes:
+            if episode.slug == slug:
+                return episode
+        raise KeyError(slug)
 
 
 class _Invalid(Exception):
@@ -67,8 +173,20 @@ class _Reader:
 
 
 def _text(value: Any) -> str:
+    """Non-empty text, line breaks allowed, no other control character."""
     if not isinstance(value, str) or not value.strip():
         raise _Invalid(f"must be non-empty text, got {value!r}")
+    if CONTROL_CHARACTERS.search(value):
+        raise _Invalid(f"holds a control character ({CONTROL_CHARACTERS.search(value).group()!r}): "
+                       "remove it")
+    return value
+
+
+def _line(value: Any) -> str:
+    """Non-empty text on one line."""
+    value = _text(value)
+    if any(ch in value for ch in "\n\r\t"):
+        raise _Invalid(f"must be one line of text, got {value!r}")
     return value
 
 
@@ -79,21 +197,30 @@ def _language(value: Any) -> str:
     return value
 
 
-def _date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
+def _moment(value: Any) -> dt.date | dt.datetime:
+    """A date, or a date and time, with or without a UTC offset (TOML's own values or ISO text)."""
+    if isinstance(value, (dt.date, dt.datetime)):
         return value
     if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise _Invalid(f'not a date (use YYYY-MM-DD): "{value}"')
+        for parse in (dt.date.fromisoformat, dt.datetime.fromisoformat):
+            try:
+                return parse(value)
+            except ValueError:
+                pass
+    raise _Invalid(f'not a date: "{value}" (use YYYY-MM-DD, or YYYY-MM-DDTHH:MM:SS+HH:MM for a moment)')
+
+
+def _timezone(value: Any) -> str:
+    value = _line(value)
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise _Invalid(f'not a time zone name such as "UTC" or "America/Toronto": {value!r}') from None
+    return value
 
 
 def _url(value: Any) -> str:
-    value = _text(value)
+    value = _line(value)
     if not _URL.fullmatch(value):
         raise _Invalid(f"not an absolute http(s) URL: {value!r}")
     return value
@@ -112,16 +239,17 @@ def _positive_int(value: Any) -> int:
 
 
 def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0):
         raise _Invalid(f"must be a number of seconds from 0 up, got {value!r}")
     return float(value)
 
 
-def _text_list(value: Any) -> list[str]:
+def _line_list(value: Any) -> list[str]:
     if not isinstance(value, list):
         raise _Invalid(f"must be a list of text, got {value!r}")
     for item in value:
-        _text(item)
+        _line(item)
     return list(value)
 
 
@@ -157,19 +285,20 @@ def load_archive(root: Path | str) -> Archive:
     reader = _Reader(path, _read_toml(path))
     archive = Archive(
         root=root,
-        title=reader.get("title", _text, required=True),
+        title=reader.get("title", _line, required=True),
         description=reader.get("description", _text, required=True),
-        author=reader.get("author", _text, required=True),
+        author=reader.get("author", _line, required=True),
         language=reader.get("language", _language, required=True),
         base_url=reader.get("base_url", _url, required=True),
         owner=reader.get("owner", _owner, default={}),
-        image=reader.get("image", lambda value: _image(root, value)),
-        categories=reader.get("categories", _text_list, default=[]),
+        image=reader.get("image", lambda value: _image(root, root, value)),
+        categories=reader.get("categories", _line_list, default=[]),
         explicit=reader.get("explicit", _boolean, default=False),
         license=reader.get("license", _text),
-        glossary=reader.get("glossary", _text_list, default=[]),
-        redact=reader.get("redact", _text_list, default=[]),
-        model=reader.get("model", _text),
+        glossary=reader.get("glossary", _line_list, default=[]),
+        redact=reader.get("redact", _line_list, default=[]),
+        model=reader.get("model", _line),
+        timezone=reader.get("timezone", _timezone, default="UTC"),
     )
     if archive.language == "auto":
         reader.problem("language", 'the archive needs a real language code, not "auto"')
@@ -184,13 +313,32 @@ def load_archive(root: Path | str) -> Archive:
         if folder.name.startswith("."):
             continue
         try:
-            episode = load_episode(folder, default_language=archive.language)
-            _check_slug_is_not_redacted(archive, episode)
-            archive.episodes.append(episode)
+            inside_archive(folder, root)
+            archive.episodes.append(load_episode(folder, default_language=archive.language))
         except PodarchiveError as error:
             archive.problems.append(error)
+            archive.redact_of_unreadable += _redact_anyway(folder / EPISODE_FILE)
     _refuse_shared_guids(archive)
     return archive
+
+
+def _redact_anyway(path: Path) -> list[str]:
+    """The ``redact`` list of an episode.toml that failed to load, if it can be read at all."""
+    try:
+        terms = _read_toml(path).get("redact", [])
+    except PodarchiveError:
+        return []
+    return [term for term in terms if isinstance(term, str)] if isinstance(terms, list) else []
+
+
+def inside_archive(path: Path, root: Path) -> Path:
+    """``path``, refused when it (or a link on the way) leads outside the archive ``root``:
+    the archive publishes its own files, never one a link points to elsewhere."""
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(Path(root).resolve()):
+        raise PodarchiveError(path, None, f"leads to {resolved}, outside the archive: "
+                                          "copy the file into the archive instead of linking it")
+    return path
 
 
 def _refuse_shared_guids(archive: Archive) -> None:
@@ -208,15 +356,6 @@ def _refuse_shared_guids(archive: Archive) -> None:
                     episode.metadata_path, "guid", f"{guid!r} is used by several episodes ({slugs})"))
 
 
-def _check_slug_is_not_redacted(archive: Archive, episode: Episode) -> None:
-    """The slug is in every published URL: it must not say a name that is redacted."""
-    words = episode.slug.replace("-", " ")
-    if redact(words, redaction_terms(archive, episode)) != words:
-        raise PodarchiveError(episode.folder, "slug",
-                              f"folder name {episode.slug!r} says a redacted term, and it would be "
-                              "published in every URL: rename the folder")
-
-
 def _owner(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _Invalid('must be a table such as {name = "…", email = "…"}')
@@ -224,7 +363,7 @@ def _owner(value: Any) -> dict[str, str]:
     if unknown:
         raise _Invalid(f"unknown key {min(unknown)!r} (allowed: name, email)")
     for item in value.values():
-        _text(item)
+        _line(item)
     return dict(value)
 
 
@@ -239,31 +378,31 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
         ))
     audio = reader.get("audio", lambda value: _audio(folder, value), required=True)
     status = reader.get("status", _one_of(STATUSES), default="public")
-    embargo_until = reader.get("embargo_until", _date)
-    if status == "embargoed" and embargo_until is None:
+    embargo_until = reader.get("embargo_until", _moment)
+    if status == "embargoed" and "embargo_until" not in reader.table:
         reader.problem("embargo_until", 'required when status = "embargoed"')
     if embargo_until is not None and status != "embargoed":
         reader.problem("embargo_until", f'given but status is "{status}", not "embargoed"')
     episode = Episode(
         slug=folder.name,
         folder=folder,
-        title=reader.get("title", _text, required=True),
-        date=reader.get("date", _date, required=True),
+        title=reader.get("title", _line, required=True),
+        date=reader.get("date", _moment, required=True),
         audio=audio,
         description=reader.get("description", _description, default=""),
         language=reader.get("language", _language, default=default_language),
-        glossary=reader.get("glossary", _text_list, default=[]),
+        glossary=reader.get("glossary", _line_list, default=[]),
         season=reader.get("season", _positive_int),
         number=reader.get("number", _positive_int),
         status=status,
         embargo_until=embargo_until,
-        redact=reader.get("redact", _text_list, default=[]),
+        redact=reader.get("redact", _line_list, default=[]),
         restrict=reader.get("restrict", _spans, default=[]),
         persons=_persons(reader),
         chapters=_chapters(reader),
-        guid=reader.get("guid", _text),
+        guid=reader.get("guid", _line),
         explicit=reader.get("explicit", _boolean, default=False),
-        image=reader.get("image", lambda value: _image(folder, value)),
+        image=reader.get("image", lambda value: _image(folder, folder.parent.parent, value)),
     )
     reader.reject_unknown()
     if reader.problems:
@@ -272,19 +411,27 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
 
 
 def _audio(folder: Path, value: Any) -> str:
-    value = _text(value)
+    value = _line(value)
     if Path(value).name != value:
         raise _Invalid(f"must be a file name inside the episode folder, got {value!r}")
     if Path(value).suffix.lower() not in AUDIO_SUFFIXES:
         raise _Invalid(f"{value!r} is not a supported audio file ({', '.join(AUDIO_SUFFIXES)})")
-    path = folder / value
-    if not path.is_file():
-        raise _Invalid(f"audio file not found: {path}")
-    if path.is_symlink() and not path.resolve().is_relative_to(folder.parent.parent.resolve()):
-        raise _Invalid(f"{value!r} is a link to {path.resolve()}, outside the archive")
+    path = _own_file(folder, value, folder.parent.parent, "audio file")
     if path.stat().st_size == 0:
         raise _Invalid(f"audio file is empty: {path}")
     return value
+
+
+def _own_file(folder: Path, name: str, root: Path, what: str) -> Path:
+    """``folder / name``: a file of the archive itself, not a link to one elsewhere."""
+    path = folder / name
+    if not path.is_file():
+        raise _Invalid(f"{what} not found: {path}")
+    try:
+        inside_archive(path, root)
+    except PodarchiveError as error:
+        raise _Invalid(f"{name!r} {error.message}") from None
+    return path
 
 
 def _description(value: Any) -> str:
@@ -295,15 +442,23 @@ def _description(value: Any) -> str:
     return value
 
 
-def _image(folder: Path, value: Any) -> str:
-    """An absolute URL, or a PNG or JPEG file beside the toml file."""
-    value = _text(value)
+def _image(folder: Path, root: Path, value: Any) -> str:
+    """An absolute URL, or a PNG or JPEG file of the archive beside the toml file."""
+    value = _line(value)
     if _URL.fullmatch(value):
         return value
-    if Path(value).name != value or Path(value).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+    expected = IMAGE_FORMATS.get(Path(value).suffix.lower())
+    if Path(value).name != value or expected is None:
         raise _Invalid(f"must be an http(s) URL or a .png/.jpg file name in {folder}, got {value!r}")
-    if not (folder / value).is_file():
-        raise _Invalid(f"image file not found: {folder / value}")
+    path = _own_file(folder, value, root, "image file")
+    try:
+        with Image.open(path) as image:
+            found = image.format
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise _Invalid(f"{value!r} is not a readable image ({error})") from None
+    if found != expected:
+        raise _Invalid(f"{value!r} holds a {found} image, not the {expected} its name says")
     return value
 
 
@@ -334,7 +489,7 @@ def _persons(reader: _Reader) -> list[Person]:
     persons = []
     for sub in _tables(reader, "persons"):
         person = Person(
-            name=sub.get("name", _text, required=True),
+            name=sub.get("name", _line, required=True),
             role=sub.get("role", _one_of(ROLES), default="guest"),
             channel=sub.get("channel", _channel),
             href=sub.get("href", _url),
@@ -360,7 +515,7 @@ def _chapters(reader: _Reader) -> list[Chapter]:
     for sub in _tables(reader, "chapters"):
         chapter = Chapter(
             start=sub.get("start", _seconds, required=True),
-            title=sub.get("title", _text, required=True),
+            title=sub.get("title", _line, required=True),
             url=sub.get("url", _url),
         )
         sub.reject_unknown()
@@ -370,3 +525,29 @@ def _chapters(reader: _Reader) -> list[Chapter]:
     if any(earlier > later for earlier, later in pairwise(starts)):
         reader.problem("chapters", "chapters must be listed in order of their start time")
     return chapters
+
+
+def read_transcript(path: Path) -> Transcript | None:
+    """The transcript at ``path``, None if there is none, or an error naming what is wrong."""
+    if not path.exists():
+        return None
+    inside_archive(path, path.parent.parent.parent)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PodarchiveError(path, "syntax", f"not valid JSON: {error}") from None
+    try:
+        return Transcript.from_json(data)
+    except InvalidTranscript as error:
+        raise PodarchiveError(path, error.field, error.message) from None
+
+
+def read_current_transcript(episode: Episode) -> Transcript | None:
+    """The episode's transcript, refused if it was made from another recording than the
+    one episode.toml names now: its times would point at the wrong moments."""
+    transcript = read_transcript(episode.transcript_path)
+    if transcript is not None and transcript.audio_sha256 != sha256_file(episode.audio_path):
+        raise PodarchiveError(episode.transcript_path, "audio_sha256",
+                              f"made from another recording than {episode.audio}: "
+                              "run `podarchive transcribe` (a reviewed transcript must be un-reviewed first)")
+    return transcript

@@ -1,4 +1,10 @@
-"""Run the stages in order over an archive, under one lock, skipping what is up to date."""
+"""Run the stages in order over an archive, under one lock, skipping what is up to date.
+
+Every command that publishes goes the same way: the gate builds the public view,
+withdrawal makes everything already published agree with it (removing what it no
+longer lets through), the transcripts are rendered from it, and then the command's own
+work (the index, the audio and feed.xml) is done from it too.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,19 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from . import feed as feed_stage
+from . import layout
 from .align import align_archive
-from .archive import load_archive
-from .audio import clip as cut_clip
+from .archive import Archive, load_archive, read_transcript
+from .audit import audit
+from .enclosure import clip as cut_clip
+from .enclosure import still_safe
 from .errors import PodarchiveError
 from .feed import check_feed, publish_archive
-from .formats import episode_dir, render_archive
-from .model import Archive, Outcome, read_transcript
-from .privacy import leaks, publishable
-from .search import index_archive
+from .formats import render_archive, withdraw_folders
+from .model import Outcome
+from .privacy import PublicView, public_view
+from .search import index_archive, withdraw_from_index
 from .storage import remove_stale_temporaries
 from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
 
@@ -76,16 +86,20 @@ def _load(root: Path) -> RunReport:
     return RunReport(archive, problems=list(archive.problems))
 
 
-def check(root: Path, *, today: dt.date | None = None) -> RunReport:
-    """Every problem in the archive's metadata and transcripts, without changing anything."""
+def check(root: Path, *, now: dt.datetime | None = None) -> RunReport:
+    """Every problem in the archive's metadata and transcripts, and in what is published,
+    without changing anything."""
     report = _load(root)
     for episode in report.archive.episodes:
         try:
             read_transcript(episode.transcript_path)
         except PodarchiveError as error:
             report.problems.append(error)
-    report.problems += check_feed(report.archive)
-    report.problems += leaks(report.archive, today or dt.date.today())
+    view = public_view(report.archive, now)
+    report.problems += [o.error for o in view.report if o.status == "failed"]
+    report.problems += check_feed(report.archive.root, report.archive.base_url)
+    report.problems += audit(report.archive, view)
+    report.problems = list({str(problem): problem for problem in report.problems}.values())
     return report
 
 
@@ -118,34 +132,64 @@ def align(root: Path, *, slugs: list[str] | None = None, waiting: Waiting = WAIT
     return _one_stage(root, waiting, "align", lambda archive: align_archive(plan(archive, slugs)))
 
 
-def render(root: Path, *, today: dt.date | None = None, waiting: Waiting = WAIT) -> RunReport:
+def _publish(report: RunReport, now: dt.datetime | None, *, render: bool = True,
+             index: bool = False, rebuild: bool = False, feed: bool = False) -> None:
+    """The gate, withdrawal, then the publishing stages asked for, all from the public view."""
+    view = public_view(report.archive, now)
+    report.stages["privacy"] = view.report
+    withdrawn = [*withdraw_folders(view), *feed_stage.withdraw(view), *withdraw_from_index(view)]
+    report.stages["withdraw"] = withdrawn
+    # An episode whose withdrawal failed somewhere is published nowhere by this run.
+    view = view.without(o.slug for o in withdrawn if o.status == "failed")
+    stages: list[tuple[str, Callable[[PublicView], list[Outcome]]]] = []
+    if render:
+        stages.append(("render", render_archive))
+    if index:
+        stages.append(("index", lambda v: index_archive(v, rebuild=rebuild)))
+    if feed:
+        stages.append(("feed", publish_archive))
+    for name, stage in stages:
+        # A stage that cannot run at all (a locked index, say) fails alone: the
+        # stages after it still publish what they can.
+        try:
+            report.stages[name] = stage(view)
+        except PodarchiveError as error:
+            report.stages[name] = [Outcome(name, "failed", str(error), error=error)]
+
+
+def _publishing(root: Path, waiting: Waiting, now: dt.datetime | None, **stages: bool) -> RunReport:
+    with locked(root, waiting):
+        report = _load(root)
+        _publish(report, now, **stages)
+    return report
+
+
+def render(root: Path, *, now: dt.datetime | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Write the captions and transcripts of every publishable episode into feed/."""
-    return _one_stage(root, waiting, "render",
-                      lambda archive: render_archive(archive, today or dt.date.today()))
+    return _publishing(root, waiting, now)
 
 
-def index(root: Path, *, rebuild: bool = False, today: dt.date | None = None,
+def index(root: Path, *, rebuild: bool = False, now: dt.datetime | None = None,
           waiting: Waiting = WAIT) -> RunReport:
     """Bring index/ up to date with what may be published (``rebuild``: from scratch)."""
-    return _one_stage(root, waiting, "index",
-                      lambda archive: index_archive(archive, today or dt.date.today(), rebuild=rebuild))
+    return _publishing(root, waiting, now, index=True, rebuild=rebuild)
 
 
-def feed(root: Path, *, today: dt.date | None = None, waiting: Waiting = WAIT) -> RunReport:
+def feed(root: Path, *, now: dt.datetime | None = None, waiting: Waiting = WAIT) -> RunReport:
     """Publish the enclosures, chapters and feed.xml of every publishable episode."""
-    return _one_stage(root, waiting, "feed",
-                      lambda archive: publish_archive(archive, today or dt.date.today()))
+    return _publishing(root, waiting, now, feed=True)
 
 
 def clip(root: Path, slug: str, start: float, end: float, target: Path,
-         *, today: dt.date | None = None) -> Path:
-    """Cut a moment of a published episode (its public, redacted mp3) into ``target``."""
+         *, now: dt.datetime | None = None) -> Path:
+    """Cut a moment of a published episode (its public, silenced mp3) into ``target``."""
     archive = load_archive(root)
-    episode = next((e for e in archive.episodes if e.slug == slug), None)
-    if episode is None or not publishable(episode, today or dt.date.today()):
+    view = public_view(archive, now, only={slug})
+    episode = view.episode(slug)
+    if episode is None:
         raise PodarchiveError(archive.episodes_dir / slug, None, "no such published episode")
-    source = episode_dir(archive, slug) / "audio.mp3"
-    if not source.exists():
+    source = layout.audio_file(root, slug)
+    if not source.exists() or not still_safe(source, episode.silence, view.says_withheld_name):
         raise PodarchiveError(source, None, "not published yet: run `podarchive run` first")
     return cut_clip(source, start, end, target)
 
@@ -155,7 +199,7 @@ def run(
     options: TranscribeOptions = DEFAULT_OPTIONS,
     *,
     force: bool = False,
-    today: dt.date | None = None,
+    now: dt.datetime | None = None,
     on_start: Callable[[float], None] | None = None,
     progress: Callable[[float], None] | None = None,
     waiting: Waiting = WAIT,
@@ -163,20 +207,15 @@ def run(
     """The whole job over every episode, each stage skipping what is up to date."""
     with locked(root, waiting):
         report = _load(root)
-        archive, today = report.archive, today or dt.date.today()
-        stages = [
+        archive = report.archive
+        for name, stage in (
             ("transcribe", lambda: transcribe_archive(archive, archive.episodes, options, force=force,
                                                       on_start=on_start, progress=progress)),
             ("align", lambda: align_archive(archive.episodes)),
-            ("render", lambda: render_archive(archive, today)),
-            ("index", lambda: index_archive(archive, today)),
-            ("feed", lambda: publish_archive(archive, today)),
-        ]
-        for name, stage in stages:
-            # A stage that cannot run at all (a locked index, say) fails alone: the
-            # stages after it still publish what they can.
+        ):
             try:
                 report.stages[name] = stage()
             except PodarchiveError as error:
                 report.stages[name] = [Outcome(name, "failed", str(error), error=error)]
+        _publish(report, now, index=True, feed=True)
     return report

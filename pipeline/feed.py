@@ -21,19 +21,18 @@ from feedgen.ext.podcast_entry import PodcastEntryExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
-from . import __version__
-from .audio import publish_audio, published_audio_info
+from . import __version__, layout
+from .enclosure import PublishedAudio, publish_audio, published_audio_info, still_safe
 from .errors import PodarchiveError
-from .formats import WRITERS, episode_dir
-from .model import Archive, Episode, Outcome, Transcript
-from .privacy import published_episode, silenced_spans, through_the_gate
+from .formats import WRITERS
+from .model import Outcome
+from .privacy import PublicArchive, PublicEpisode, PublicView, as_podarchive_error, each_episode
 from .storage import dump_json, write_if_changed
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 # The namespace the Podcasting 2.0 spec fixes for podcast:guid (UUIDv5 of the feed URL).
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
-FEED_FILE = "feed.xml"
 
 TRANSCRIPT_TYPES = {
     "vtt": ("text/vtt", "captions"),
@@ -141,41 +140,30 @@ class AppleEntryExtension(PodcastEntryExtension):
         return _apple_explicit(super().extend_rss(entry))
 
 
-def feed_url(archive: Archive) -> str:
-    return archive.base_url + FEED_FILE
-
-
-def podcast_guid(archive: Archive) -> str:
+def podcast_guid(archive: PublicArchive) -> str:
     """UUIDv5 of the feed URL without its scheme and trailing slashes, as the spec says."""
-    bare = feed_url(archive).split("://", 1)[-1].rstrip("/")
+    bare = layout.feed_url(archive.base_url).split("://", 1)[-1].rstrip("/")
     return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
 
 
-def episode_guid(archive: Archive, episode: Episode) -> str:
+def episode_guid(archive: PublicArchive, episode: PublicEpisode) -> str:
     return episode.guid or str(uuid.uuid5(uuid.UUID(podcast_guid(archive)), episode.slug))
 
 
-def public_url(archive: Archive, path: Path) -> str:
-    """The URL of a file under feed/."""
-    return archive.base_url + path.relative_to(archive.root / "feed").as_posix()
+def _url(archive: PublicArchive, path: Path) -> str:
+    return layout.public_url(archive.base_url, archive.root, path)
 
 
-def _image_url(archive: Archive, image: str | None, folder: Path, target: Path) -> str | None:
-    """An image given as a URL stays one; a file is copied under feed/ and linked."""
-    if not image:
-        return None
-    if image.startswith(("http://", "https://")):
+def _image_url(archive: PublicArchive, image: Path | str | None, target: Path) -> str | None:
+    """An image given as a URL stays one; a file (checked by the gate) is copied under feed/."""
+    if image is None or isinstance(image, str):
         return image
-    source = folder / image
-    if not source.is_file():
-        raise PodarchiveError(folder / ("archive.toml" if folder == archive.root else "episode.toml"),
-                              "image", f"file not found: {source}")
-    published = target / f"cover{source.suffix.lower()}"
-    write_if_changed(published, source.read_bytes())
-    return public_url(archive, published)
+    published = target / f"cover{image.suffix.lower()}"
+    write_if_changed(published, image.read_bytes())
+    return _url(archive, published)
 
 
-def chapters_json(episode: Episode) -> str:
+def chapters_json(episode: PublicEpisode) -> str:
     """The Podcasting 2.0 JSON chapters file."""
     chapters = []
     for chapter in episode.chapters:
@@ -186,12 +174,8 @@ def chapters_json(episode: Episode) -> str:
     return dump_json({"version": "1.2.0", "chapters": chapters})
 
 
-def publish_episode_audio(archive: Archive, episode: Episode, transcript: Transcript) -> bool:
-    """feed/episodes/<slug>/audio.mp3: redacted and restricted spans silenced, tagged.
-
-    ``episode`` is the published one (privacy.published_episode); ``transcript`` the
-    private one, whose words locate what must be silenced.
-    """
+def publish_episode_audio(archive: PublicArchive, episode: PublicEpisode) -> bool:
+    """feed/episodes/<slug>/audio.mp3: the withheld spans silenced, tagged."""
     tags = {"title": episode.title, "artist": archive.author,
             "album": archive.title, "date": episode.date.isoformat(), "genre": "Podcast"}
     if episode.number:
@@ -199,51 +183,140 @@ def publish_episode_audio(archive: Archive, episode: Episode, transcript: Transc
     if episode.season:
         tags["disc"] = str(episode.season)
     return publish_audio(
-        episode.audio_path, episode_dir(archive, episode.slug) / "audio.mp3",
-        silence=silenced_spans(archive, episode, transcript), tags=tags,
+        episode.audio, layout.audio_file(archive.root, episode.slug),
+        source_sha256=episode.audio_sha256, silence=episode.silence, tags=tags,
         chapters=[(c.start, c.title) for c in episode.chapters],
     )
 
 
-def publish_archive(archive: Archive, today: dt.date) -> list[Outcome]:
-    """Every publishable episode's audio and chapters, then feed.xml listing them."""
-    published: list[tuple[Episode, Transcript]] = []
-
-    def publish(private: Episode, transcript: Transcript) -> Outcome:
-        episode = published_episode(archive, private)
-        changed = publish_episode_audio(archive, episode, transcript)
-        chapters = episode_dir(archive, episode.slug) / "chapters.json"
-        if episode.chapters:
-            changed |= write_if_changed(chapters, chapters_json(episode).encode())
-        elif chapters.exists():
-            chapters.unlink()
-            changed = True
-        published.append((episode, transcript))
-        return Outcome(episode.slug, "published" if changed else "up-to-date")
-
-    outcomes = through_the_gate(archive, today, publish)
-    try:
-        if write_if_changed(archive.root / "feed" / FEED_FILE, build_feed(archive, published)):
-            outcomes.append(Outcome(FEED_FILE, "written", f"{len(published)} episode(s)"))
-    except PodarchiveError as error:
-        outcomes.append(Outcome(FEED_FILE, "failed", str(error), error=error))
+def withdraw_unsafe_audio(view: PublicView) -> list[Outcome]:
+    """Remove every published mp3 that no longer keeps what must be kept: a span that
+    must be silent now was not silenced in it, or a tag says a withheld name."""
+    outcomes = []
+    for episode in view.episodes:
+        mp3 = layout.audio_file(view.archive.root, episode.slug)
+        if not mp3.exists() or still_safe(mp3, episode.silence, view.says_withheld_name):
+            continue
+        try:
+            mp3.unlink()
+            outcomes.append(Outcome(episode.slug, "withdrawn", "audio.mp3 removed until it is made "
+                                                               "again with what must be silent now"))
+        except OSError as error:
+            failure = PodarchiveError(mp3, None, f"cannot withdraw it ({error.strerror or error}): "
+                                      "it must not stay published")
+            outcomes.append(Outcome(episode.slug, "failed", str(failure), error=failure))
     return outcomes
 
 
-def build_feed(archive: Archive, published: list[tuple[Episode, Transcript]]) -> bytes:
+def publish_archive(view: PublicView) -> list[Outcome]:
+    """Every episode's chapters and audio, then feed.xml listing the episodes whose every
+    published file is in place.
+
+    All or previous: an episode whose mp3 cannot be made keeps the one published before
+    (withdrawal has already removed it if it is no longer safe); feed.xml is replaced
+    only once every file it points to is there, and stays as it was if it cannot be.
+    """
+    archive = view.archive
+    listed: list[tuple[PublicEpisode, PublishedAudio]] = []
+
+    def publish(episode: PublicEpisode) -> Outcome:
+        changed = _write_chapters(archive, episode)
+        kept = None
+        try:
+            changed |= publish_episode_audio(archive, episode)
+        except Exception as error:
+            if not layout.audio_file(archive.root, episode.slug).exists():
+                raise
+            kept = as_podarchive_error(error, episode.audio)
+        listed.append((episode, _in_place(archive, episode)))
+        if kept is not None:
+            return Outcome(episode.slug, "failed", f"{kept} (the audio published before stays)",
+                           error=kept)
+        return Outcome(episode.slug, "published" if changed else "up-to-date")
+
+    outcomes = each_episode(view, publish)
+    return outcomes + _write_feed(view, listed)
+
+
+def withdraw(view: PublicView) -> list[Outcome]:
+    """Remove every mp3 that is no longer safe, then write feed.xml (if there is one)
+    anew with only the episodes the view lets through and whose files are in place."""
+    outcomes = withdraw_unsafe_audio(view)
+    if not layout.feed_file(view.archive.root).exists():
+        return outcomes
+    listed = []
+    for episode in view.episodes:
+        try:
+            listed.append((episode, _in_place(view.archive, episode)))
+        except Exception:  # noqa: BLE001, S112 - not in place: it is simply not listed
+            continue
+    return outcomes + _write_feed(view, listed)
+
+
+def _write_chapters(archive: PublicArchive, episode: PublicEpisode) -> bool:
+    chapters = layout.episode_dir(archive.root, episode.slug) / layout.CHAPTERS_FILE
+    if episode.chapters:
+        return write_if_changed(chapters, chapters_json(episode).encode())
+    if chapters.exists():
+        chapters.unlink()
+        return True
+    return False
+
+
+def _in_place(archive: PublicArchive, episode: PublicEpisode) -> PublishedAudio:
+    """The published audio of an episode whose every published file is in place."""
+    mp3 = layout.audio_file(archive.root, episode.slug)
+    if not mp3.exists():
+        raise PodarchiveError(mp3, None, "not made yet: the episode stays out of feed.xml")
+    for name in WRITERS:
+        path = layout.transcript_file(archive.root, episode.slug, name)
+        if not path.exists():
+            raise PodarchiveError(path, None, "not rendered: the episode stays out of feed.xml")
+    return published_audio_info(mp3)
+
+
+def _write_feed(view: PublicView, listed: list[tuple[PublicEpisode, PublishedAudio]]) -> list[Outcome]:
+    path = layout.feed_file(view.archive.root)
+    try:
+        if write_if_changed(path, build_feed(view.archive, listed)):
+            return [Outcome(layout.FEED_FILE, "written", f"{len(listed)} episode(s)")]
+        return []
+    except Exception as error:  # noqa: BLE001 - the previous feed.xml stays, if it may
+        failure = as_podarchive_error(error, path)
+        return [Outcome(layout.FEED_FILE, "failed", str(failure), error=failure),
+                *_withdraw_previous_feed(view, path)]
+
+
+def _withdraw_previous_feed(view: PublicView, path: Path) -> list[Outcome]:
+    """The feed.xml that could not be replaced stays only if it lists nothing withdrawn."""
+    try:
+        channel = etree.parse(str(path)).getroot().find("channel")
+        slugs = {url.split("/episodes/", 1)[-1].split("/", 1)[0]
+                 for url in channel.xpath("item/enclosure/@url")}
+        if slugs <= view.slugs and not view.says_withheld_name(path.read_text("utf-8")):
+            return []
+    except (OSError, etree.XMLSyntaxError, AttributeError):
+        if not path.exists():
+            return []
+    path.unlink(missing_ok=True)
+    return [Outcome(layout.FEED_FILE, "withdrawn", "removed: it listed what may not be published "
+                                                   "now and could not be written anew")]
+
+
+def build_feed(archive: PublicArchive, episodes: list[tuple[PublicEpisode, PublishedAudio]]) -> bytes:
     """feed.xml's bytes: the same episodes always give the same bytes (no build-time clock)."""
     fg = FeedGenerator()
     fg.register_extension("podcast", AppleExtension, AppleEntryExtension, atom=False)
     fg.register_extension("podcastindex", PodcastIndexExtension, PodcastIndexEntryExtension, atom=False)
     fg.title(archive.title)
     fg.description(archive.description)
-    fg.link(href=feed_url(archive), rel="self")
+    fg.link(href=layout.feed_url(archive.base_url), rel="self")
     fg.link(href=archive.base_url, rel="alternate")
     fg.language(archive.language)
     fg.generator(f"podarchive {__version__}")
     if archive.license:
         fg.rights(archive.license)
-    image = _image_url(archive, archive.image, archive.root, archive.root / "feed")
+    image = _image_url(archive, archive.image, layout.feed_dir(archive.root))
     fg.podcast.itunes_author(archive.author)
     fg.podcast.itunes_summary(archive.description)
     fg.podcast.itunes_explicit("yes" if archive.explicit else "no")
@@ -253,39 +326,32 @@ def build_feed(archive: Archive, published: list[tuple[Episode, Transcript]]) ->
         fg.podcast.itunes_image(image)
     if archive.categories:
         fg.podcast.itunes_category([{"cat": category} for category in archive.categories])
-    if archive.owner:
-        fg.podcast.itunes_owner(name=archive.owner.get("name", archive.author),
-                                email=archive.owner.get("email"))
+    if archive.owner.get("email"):
+        fg.podcast.itunes_owner(name=archive.owner.get("name", archive.author), email=archive.owner["email"])
     fg.podcastindex.guid(podcast_guid(archive))
     # Locked: other platforms must not import these testimonies without the owner.
     fg.podcastindex.locked(True, archive.owner.get("email"))
 
-    newest_first = sorted(published, key=lambda item: (item[0].date, item[0].number or 0, item[0].slug),
+    newest_first = sorted(episodes, key=lambda pair: (pair[0].released, pair[0].number or 0, pair[0].slug),
                           reverse=True)
-    for episode, transcript in newest_first:
-        _add_item(fg, archive, episode, transcript)
-    released = [_release_time(episode) for episode, _ in published]
-    stamp = max(released) if released else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for episode, audio in newest_first:
+        _add_item(fg, archive, episode, audio)
+    stamp = max((e.released for e, _ in episodes), default=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
     fg.lastBuildDate(stamp)
     fg.pubDate(stamp)
     return fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
 
 
-def _release_time(episode: Episode) -> dt.datetime:
-    return dt.datetime.combine(episode.date, dt.time(12, 0), tzinfo=dt.UTC)
-
-
-def _add_item(fg: FeedGenerator, archive: Archive, episode: Episode, transcript: Transcript) -> None:
-    folder = episode_dir(archive, episode.slug)
-    audio = published_audio_info(folder / "audio.mp3")
-    language = episode.language if episode.language != "auto" else transcript.language
+def _add_item(fg: FeedGenerator, archive: PublicArchive, episode: PublicEpisode,
+              audio: PublishedAudio) -> None:
+    folder = layout.episode_dir(archive.root, episode.slug)
     entry = fg.add_entry(order="append")
     entry.title(episode.title)
     entry.guid(episode_guid(archive, episode), permalink=False)
-    entry.link(href=public_url(archive, folder / "transcript.html"))
+    entry.link(href=_url(archive, layout.transcript_file(archive.root, episode.slug, "html")))
     entry.description(episode.description or episode.title)
-    entry.pubDate(_release_time(episode))
-    entry.enclosure(public_url(archive, audio.path), str(audio.length), "audio/mpeg")
+    entry.pubDate(episode.released)
+    entry.enclosure(_url(archive, audio.path), str(audio.length), "audio/mpeg")
     entry.podcast.itunes_duration(round(audio.duration))
     entry.podcast.itunes_explicit("yes" if episode.explicit else "no")
     if episode.season:
@@ -294,22 +360,22 @@ def _add_item(fg: FeedGenerator, archive: Archive, episode: Episode, transcript:
     if episode.number:
         entry.podcast.itunes_episode(episode.number)
         entry.podcastindex.episode(episode.number)
-    image = _image_url(archive, episode.image, episode.folder, folder)
+    image = _image_url(archive, episode.image, folder)
     if image:
         entry.podcast.itunes_image(image)
     for name in WRITERS:
         mime_type, rel = TRANSCRIPT_TYPES[name]
-        entry.podcastindex.transcript(public_url(archive, folder / f"transcript.{name}"),
-                                      mime_type, language, rel)
+        entry.podcastindex.transcript(_url(archive, layout.transcript_file(archive.root, episode.slug, name)),
+                                      mime_type, episode.content_language, rel)
     if episode.chapters:
-        entry.podcastindex.chapters(public_url(archive, folder / "chapters.json"))
+        entry.podcastindex.chapters(_url(archive, folder / layout.CHAPTERS_FILE))
     for person in episode.persons:
         entry.podcastindex.person(person.name, PERSON_ROLES[person.role], person.href, person.img)
 
 
-def check_feed(archive: Archive) -> list[PodarchiveError]:
+def check_feed(root: Path, base_url: str) -> list[PodarchiveError]:
     """Problems in the built feed: missing required tags, links to files that are not there."""
-    path = archive.root / "feed" / FEED_FILE
+    path = layout.feed_file(root)
     if not path.exists():
         return []
     try:
@@ -331,12 +397,12 @@ def check_feed(archive: Archive) -> list[PodarchiveError]:
         links += [(e.get("url"), "podcast:transcript") for e in item.findall(f"{podcast}transcript")]
         links += [(e.get("url"), "podcast:chapters") for e in item.findall(f"{podcast}chapters")]
         for url, tag in links:
-            target = _local_file(archive, url)
+            target = layout.local_file(root, base_url, url)
             if target is None or not target.is_file():
                 problems.append(PodarchiveError(path, f"item {name!r}",
                                                 f"{tag} {url} has no file under feed/"))
         for enclosure in item.findall("enclosure"):
-            target = _local_file(archive, enclosure.get("url"))
+            target = layout.local_file(root, base_url, enclosure.get("url"))
             if target is not None and target.is_file() and str(target.stat().st_size) != enclosure.get("length"):
                 problems.append(PodarchiveError(path, f"item {name!r}",
                                                 f"enclosure length {enclosure.get('length')} is not the "
@@ -346,10 +412,3 @@ def check_feed(archive: Archive) -> list[PodarchiveError]:
 
 def _short(tag: str) -> str:
     return tag.replace(f"{{{ITUNES_NS}}}", "itunes:").replace(f"{{{PODCAST_NS}}}", "podcast:")
-
-
-def _local_file(archive: Archive, url: str | None) -> Path | None:
-    if not url or not url.startswith(archive.base_url):
-        return None
-    return archive.root / "feed" / url[len(archive.base_url):]
-

@@ -6,7 +6,6 @@ One writer per format behind ``WRITERS``; the caption writers share one list of 
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 import shutil
@@ -16,17 +15,16 @@ from pathlib import Path
 
 import jinja2
 
+from . import layout
 from .align import Cue, build_cues, join_words
 from .errors import PodarchiveError
-from .model import Archive, Episode, Outcome, Segment, Transcript
-from .privacy import publishable, published_episode, published_transcript, through_the_gate
+from .model import Outcome, Segment, Transcript
+from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode
 from .storage import write_if_changed
 
 # A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
 PARAGRAPH_PAUSE_SECONDS = 2.0
 PARAGRAPH_CHARS = 600
-
-FEED_EPISODES = Path("feed") / "episodes"
 
 
 @dataclass
@@ -54,15 +52,18 @@ class Paragraph:
 class Document:
     """What every writer gets: the same cues and paragraphs for one episode."""
 
-    archive: Archive
-    episode: Episode
-    transcript: Transcript
+    archive: PublicArchive
+    episode: PublicEpisode
     cues: list[Cue]
     paragraphs: list[Paragraph]
 
     @property
+    def transcript(self) -> Transcript:
+        return self.episode.transcript
+
+    @property
     def language(self) -> str:
-        return self.episode.language if self.episode.language != "auto" else self.transcript.language
+        return self.episode.content_language
 
 
 def segment_text(segment: Segment) -> str:
@@ -188,36 +189,29 @@ WRITERS: dict[str, Callable[[Document], str]] = {
 }
 
 
-def episode_dir(archive: Archive, slug: str) -> Path:
-    return archive.root / FEED_EPISODES / slug
-
-
-def render_episode(archive: Archive, episode: Episode, transcript: Transcript) -> list[Path]:
+def render_episode(archive: PublicArchive, episode: PublicEpisode) -> list[Path]:
     """Write every format of one episode into feed/episodes/<slug>/; returns what changed."""
-    transcript = published_transcript(archive, episode, transcript)
-    episode = published_episode(archive, episode)
-    doc = Document(archive, episode, transcript, build_cues(transcript), paragraphs(transcript))
-    out = episode_dir(archive, episode.slug)
+    transcript = episode.transcript
+    doc = Document(archive, episode, build_cues(transcript), paragraphs(transcript))
     changed = []
     for name, writer in WRITERS.items():
-        path = out / f"transcript.{name}"
+        path = layout.transcript_file(archive.root, episode.slug, name)
         if write_if_changed(path, writer(doc).encode("utf-8")):
             changed.append(path)
     return changed
 
 
-def withdraw_unpublishable(archive: Archive, today: dt.date) -> list[Outcome]:
-    """Remove from feed/ every episode folder the gate no longer lets through."""
-    root = archive.root / FEED_EPISODES
+def withdraw_folders(view: PublicView) -> list[Outcome]:
+    """Remove from feed/ every episode folder the gate does not let through now."""
+    root = layout.episodes_dir(view.archive.root)
     if not root.is_dir():
         return []
-    allowed = {episode.slug for episode in archive.episodes if publishable(episode, today)}
     outcomes = []
     for folder in sorted(root.iterdir()):
-        if folder.name in allowed:
+        if folder.name in view.slugs:
             continue
         try:
-            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+            shutil.rmtree(folder) if folder.is_dir() and not folder.is_symlink() else folder.unlink()
             outcomes.append(Outcome(folder.name, "withdrawn", "removed from feed/"))
         except OSError as error:
             failure = PodarchiveError(folder, None, f"cannot withdraw it ({error.strerror or error}): "
@@ -226,22 +220,11 @@ def withdraw_unpublishable(archive: Archive, today: dt.date) -> list[Outcome]:
     return outcomes
 
 
-def render_archive(archive: Archive, today: dt.date) -> list[Outcome]:
-    """Render every publishable episode into feed/ and withdraw the ones no longer publishable."""
-    outcomes = withdraw_unpublishable(archive, today)
-    outcomes += [Outcome(episode.slug, "not published", _why_private(episode, today))
-                 for episode in archive.episodes if not publishable(episode, today)]
+def render_archive(view: PublicView) -> list[Outcome]:
+    """Render every episode of the public view into feed/."""
 
-    def render(episode: Episode, transcript: Transcript) -> Outcome:
-        changed = render_episode(archive, episode, transcript)
+    def render(episode: PublicEpisode) -> Outcome:
+        changed = render_episode(view.archive, episode)
         return Outcome(episode.slug, "rendered" if changed else "up-to-date")
 
-    return outcomes + through_the_gate(archive, today, render)
-
-
-def _why_private(episode: Episode, today: dt.date) -> str:
-    if episode.status == "restricted":
-        return "restricted"
-    if episode.status == "embargoed" and (episode.embargo_until is None or episode.embargo_until > today):
-        return f"embargoed until {episode.embargo_until}"
-    return f"to be released on {episode.date}"
+    return each_episode(view, render)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .errors import PodarchiveError
-from .storage import sha256_file
-
 TRANSCRIPT_SCHEMA_VERSION = 1
+# Characters no published text may hold (NUL, escape…): line breaks and tabs aside.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -54,12 +53,18 @@ class Transcript:
         return {"schema_version": TRANSCRIPT_SCHEMA_VERSION, **asdict(self)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Transcript:
-        fields = {key: value for key, value in data.items() if key != "schema_version"}
-        fields["segments"] = [
-            Segment(**{**seg, "words": [Word(**word) for word in seg.get("words", [])]})
-            for seg in data["segments"]
-        ]
+    def from_json(cls, data: Any) -> Transcript:
+        """The transcript ``data`` describes; ``InvalidTranscript`` names the first field
+        that is missing or of the wrong kind (a hand edit must not pass silently)."""
+        table = _table(data, "")
+        if table.get("schema_version", TRANSCRIPT_SCHEMA_VERSION) != TRANSCRIPT_SCHEMA_VERSION:
+            raise InvalidTranscript("schema_version", f"{table['schema_version']!r} is not a version "
+                                    f"this podarchive reads ({TRANSCRIPT_SCHEMA_VERSION})")
+        fields = {name: _field(table, name, kind, "") for name, kind in _TRANSCRIPT_FIELDS.items()
+                  if name in table or name not in _OPTIONAL}
+        _refuse_unknown(table, {*_TRANSCRIPT_FIELDS, "schema_version"}, "")
+        fields["segments"] = [_segment(item, f"segments[{n}].")
+                              for n, item in enumerate(_list(table, "segments", ""))]
         return cls(**fields)
 
     @property
@@ -71,29 +76,6 @@ class Transcript:
         return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode()).hexdigest()
 
 
-def read_transcript(path: Path) -> Transcript | None:
-    """The transcript at ``path``, None if there is none, or an error naming what is wrong."""
-    if not path.exists():
-        return None
-    try:
-        return Transcript.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PodarchiveError(path, "syntax", f"not valid JSON: {error}") from None
-    except (KeyError, TypeError, AttributeError) as error:
-        raise PodarchiveError(path, "segments", f"not a podarchive transcript: {error}") from None
-
-
-def read_current_transcript(episode: Episode) -> Transcript | None:
-    """The episode's transcript, refused if it was made from another recording than the
-    one episode.toml names now: its times would point at the wrong moments."""
-    transcript = read_transcript(episode.transcript_path)
-    if transcript is not None and transcript.audio_sha256 != sha256_file(episode.audio_path):
-        raise PodarchiveError(episode.transcript_path, "audio_sha256",
-                              f"made from another recording than {episode.audio}: "
-                              "run `podarchive transcribe` (a reviewed transcript must be un-reviewed first)")
-    return transcript
-
-
 @dataclass
 class Outcome:
     """What a stage did with one episode, for the report at the end of a run."""
@@ -102,86 +84,77 @@ class Outcome:
     status: str  # e.g. transcribed, up-to-date, reviewed, aligned, rendered, withdrawn, failed
     message: str = ""
     seconds: float = 0.0
-    error: PodarchiveError | None = field(default=None, repr=False)
+    error: Exception | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
-class Person:
-    name: str
-    role: str = "guest"
-    channel: int | None = None
-    href: str | None = None
-    img: str | None = None
+class InvalidTranscript(ValueError):
+    """A transcript.json field that is missing or of the wrong kind."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
-@dataclass(frozen=True)
-class Chapter:
-    start: float
-    title: str
-    url: str | None = None
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@dataclass
-class Episode:
-    slug: str
-    folder: Path
-    title: str
-    date: dt.date
-    audio: str
-    description: str = ""
-    language: str = "auto"
-    glossary: list[str] = field(default_factory=list)
-    season: int | None = None
-    number: int | None = None
-    status: str = "public"
-    embargo_until: dt.date | None = None
-    redact: list[str] = field(default_factory=list)
-    restrict: list[tuple[float, float]] = field(default_factory=list)
-    persons: list[Person] = field(default_factory=list)
-    chapters: list[Chapter] = field(default_factory=list)
-    guid: str | None = None
-    explicit: bool = False
-    image: str | None = None
-
-    @property
-    def audio_path(self) -> Path:
-        return self.folder / self.audio
-
-    @property
-    def transcript_path(self) -> Path:
-        return self.folder / "transcript.json"
-
-    @property
-    def metadata_path(self) -> Path:
-        return self.folder / "episode.toml"
+# What each field must hold: a check and how to say it.
+_KINDS = {
+    "text": (lambda v: isinstance(v, str) and not CONTROL_CHARACTERS.search(v),
+             "text without control characters"),
+    "number": (_number, "a finite number"),
+    "integer": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "boolean": (lambda v: isinstance(v, bool), "true or false"),
+    "table": (lambda v: isinstance(v, dict), "an object"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+}
+_TRANSCRIPT_FIELDS = {"episode": "text", "language": "text", "duration": "number", "model": "text",
+                      "options": "table", "audio_sha256": "text", "segments": "list",
+                      "reviewed": "boolean", "podarchive_version": "text", "timing_sha256": "text"}
+_SEGMENT_FIELDS = {"id": "integer", "start": "number", "end": "number", "text": "text",
+                   "speaker": "text", "language": "text", "words": "list", "restricted": "boolean"}
+_WORD_FIELDS = {"text": "text", "start": "number", "end": "number", "probability": "number"}
+_OPTIONAL = {"reviewed", "podarchive_version", "timing_sha256", "speaker", "language", "words",
+             "restricted"}
 
 
-@dataclass
-class Archive:
-    root: Path
-    title: str
-    description: str
-    author: str
-    language: str
-    base_url: str
-    owner: dict[str, str] = field(default_factory=dict)
-    image: str | None = None
-    categories: list[str] = field(default_factory=list)
-    explicit: bool = False
-    license: str | None = None
-    glossary: list[str] = field(default_factory=list)
-    redact: list[str] = field(default_factory=list)
-    model: str | None = None
-    episodes: list[Episode] = field(default_factory=list)
-    # Episodes whose metadata could not be read: the others still go through the run.
-    problems: list[Exception] = field(default_factory=list)
+def _table(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidTranscript(where.rstrip(".") or "transcript", "must be an object")
+    return value
 
-    @property
-    def episodes_dir(self) -> Path:
-        return self.root / "episodes"
 
-    def episode(self, slug: str) -> Episode:
-        for episode in self.episodes:
-            if episode.slug == slug:
-                return episode
-        raise KeyError(slug)
+def _field(table: dict, name: str, kind: str, where: str) -> Any:
+    if name not in table:
+        raise InvalidTranscript(where + name, "required but missing")
+    check, said = _KINDS[kind]
+    value = table[name]
+    if not check(value):
+        raise InvalidTranscript(where + name, f"must be {said}, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _list(table: dict, name: str, where: str) -> list:
+    return _field(table, name, "list", where)
+
+
+def _refuse_unknown(table: dict, known: set[str], where: str) -> None:
+    for name in table:
+        if name not in known:
+            raise InvalidTranscript(where + name, "unknown field (a typo?)")
+
+
+def _segment(value: Any, where: str) -> Segment:
+    table = _table(value, where)
+    _refuse_unknown(table, set(_SEGMENT_FIELDS), where)
+    fields = {name: _field(table, name, kind, where) for name, kind in _SEGMENT_FIELDS.items()
+              if name in table or name not in _OPTIONAL}
+    words = []
+    for n, item in enumerate(fields.pop("words", [])):
+        word = _table(item, f"{where}words[{n}].")
+        _refuse_unknown(word, set(_WORD_FIELDS), f"{where}words[{n}].")
+        words.append(Word(**{name: _field(word, name, kind, f"{where}words[{n}].")
+                             for name, kind in _WORD_FIELDS.items()}))
+    return Segment(**fields, words=words)

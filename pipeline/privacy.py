@@ -1,226 +1,479 @@
-"""The one gate every publishing stage asks: may this episode be published today, and
-what of its text and sound may be?
+"""The gate: the public view of the archive, and nothing else, reaches the publishing stages.
 
-Publishing stages (render, index, feed, audio, clip, search) take episodes only through
-``publishable`` and transcripts only through ``published_transcript``: redacted names
-become ``[redacted]``, restricted segments and time ranges disappear. The private
-episodes/<slug>/transcript.json keeps every original word for the producers.
+``public_view`` reads the private archive (every episode.toml and transcript.json) once
+and builds what may be published at a given moment:
+
+- the episodes that are public, or embargoed past their moment, and released (dates are
+  moments in the archive's ``timezone``, UTC unless set; a date alone means midnight);
+- every text field that will be published with the withheld names masked, persons
+  whose name is withheld left out, and URLs or a guid that say a withheld name dropped
+  or refused;
+- each transcript with withheld names masked (found as ``redaction`` finds them, across
+  word and segment boundaries) and restricted segments and spans cut by the words' own
+  times;
+- the spans of each recording to silence: every masked word and every cut passage.
+
+Withheld names are the archive's ``redact`` list and every episode's: a name withheld
+in one testimony is withheld everywhere. Publishing stages (render, feed, index, search,
+clip) take only a ``PublicView``; they never read episode.toml or transcript.json.
+
+``QueryGate`` is the same gate asked at query time, for an index that may lag behind:
+a hit is kept only if its episode is publishable now, was indexed from the transcript
+and restrictions it has now, and says no withheld name.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
-import re
-import unicodedata
-from collections.abc import Callable
+import hashlib
+import json
+import zoneinfo
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from .archive import Archive, Episode, load_archive, read_current_transcript
 from .errors import PodarchiveError
-from .model import (
-    Archive,
-    Episode,
-    Outcome,
-    Segment,
-    Transcript,
-    Word,
-    read_current_transcript,
-    read_transcript,
-)
+from .model import Outcome, Segment, Transcript, Word
+from .redaction import REDACTED, Matcher, merge_spans
+from .storage import sha256_file
 
-REDACTED = "[redacted]"
-# Silence reaches this far beyond a redacted word, so no syllable of it stays audible.
+# Silence reaches this far beyond a withheld word, so no syllable of it stays audible.
 REDACTION_PADDING_SECONDS = 0.15
 
-_ELISION = re.compile(r"^(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
-_EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
+
+@dataclass(frozen=True)
+class PublicPerson:
+    name: str
+    role: str
+    href: str | None = None
+    img: str | None = None
 
 
-def publishable(episode: Episode, today: dt.date) -> bool:
-    """Public (or embargoed past its date) and already released; restricted never."""
-    if episode.date > today:
-        return False
-    if episode.status == "public":
-        return True
-    if episode.status == "embargoed":
-        return episode.embargo_until is not None and episode.embargo_until <= today
-    return False
+@dataclass(frozen=True)
+class PublicChapter:
+    start: float
+    title: str
+    url: str | None = None
 
 
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form: "Éric" and "ERIC" both fold to "eric"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+@dataclass(frozen=True)
+class PublicArchive:
+    """The archive's own fields, as they may be published."""
+
+    root: Path
+    title: str
+    description: str
+    author: str
+    language: str
+    base_url: str
+    owner: dict[str, str]
+    image: Path | str | None
+    categories: tuple[str, ...]
+    explicit: bool
+    license: str | None
 
 
-def redaction_terms(archive: Archive, episode: Episode) -> list[str]:
-    return list(dict.fromkeys([*archive.redact, *episode.redact]))
+@dataclass
+class PublicEpisode:
+    """One episode as it may be published now."""
+
+    slug: str
+    title: str
+    description: str
+    released: dt.datetime
+    language: str
+    season: int | None
+    number: int | None
+    guid: str | None
+    explicit: bool
+    image: Path | str | None
+    persons: list[PublicPerson]
+    chapters: list[PublicChapter]
+    transcript: Transcript
+    # The original recording (a file of the archive) and what must not be heard of it.
+    audio: Path
+    audio_sha256: str
+    silence: list[tuple[float, float]]
+    # What the gate withheld from this episode, as a digest: when it changes, whatever
+    # was published before may hold words that are private now.
+    withheld_key: str
+    # What search checks at query time (see QueryGate).
+    consent_key: str
+
+    @property
+    def date(self) -> dt.date:
+        return self.released.date()
+
+    @property
+    def content_language(self) -> str:
+        return self.language if self.language != "auto" else self.transcript.language
 
 
-def redact(text: str, terms: list[str]) -> str:
-    """``text`` with every term (any casing or accents, multi-word) replaced by [redacted]."""
-    if not terms or not text:
-        return text
-    folded, origin = _folded_with_origin(text)
-    pattern = _folded_pattern(*terms)
-    spans = [(origin[m.start()], origin[m.end() - 1] + 1) for m in pattern.finditer(folded)]
-    for start, end in sorted(_merge(spans), reverse=True):
-        text = text[:start] + REDACTED + text[end:]
-    return text
+@dataclass
+class PublicView:
+    """Everything the publishing stages may see, at the moment ``now``."""
+
+    archive: PublicArchive
+    episodes: list[PublicEpisode]
+    now: dt.datetime
+    # What the gate did: per episode, the names it masked and the terms that matched
+    # nothing, why an episode is withheld, and the episodes it could not read.
+    report: list[Outcome] = field(default_factory=list)
+    _matcher: Matcher = field(default_factory=lambda: Matcher([]), repr=False)
+
+    @property
+    def slugs(self) -> set[str]:
+        return {episode.slug for episode in self.episodes}
+
+    def episode(self, slug: str) -> PublicEpisode | None:
+        return next((episode for episode in self.episodes if episode.slug == slug), None)
+
+    def says_withheld_name(self, text: str) -> bool:
+        """Whether ``text`` says a withheld name (for what was published before this view)."""
+        return self._matcher.says(text)
+
+    def without(self, slugs: Iterable[str]) -> PublicView:
+        """The view with these episodes left out (their withdrawal failed, say)."""
+        dropped = set(slugs)
+        return dataclasses.replace(self, episodes=[e for e in self.episodes if e.slug not in dropped])
 
 
-def _folded_with_origin(text: str) -> tuple[str, list[int]]:
-    """The folded text and, for each of its characters, the index it came from."""
-    folded, origin = [], []
-    for index, ch in enumerate(text):
-        for piece in fold(ch):
-            folded.append(piece)
-            origin.append(index)
-    return "".join(folded), origin
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
-def _merge(spans: list[tuple]) -> list[tuple]:
-    """Overlapping or touching spans joined, in order."""
-    merged: list[tuple] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+def moment(value: dt.date | dt.datetime, timezone: str) -> dt.datetime:
+    """A date or a date and time from episode.toml as an exact moment: a date alone is
+    midnight, a time without an offset is local, both in the archive's time zone."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=zone)
+    return dt.datetime.combine(value, dt.time(0), tzinfo=zone)
 
 
-def _word_key(text: str) -> str:
-    return _EDGE_PUNCTUATION.sub("", _ELISION.sub("", fold(text)))
+def withheld_because(episode: Episode, now: dt.datetime, timezone: str = "UTC") -> str | None:
+    """Why ``episode`` may not be published at ``now``; None when it may."""
+    if episode.status == "restricted":
+        return "restricted"
+    if moment(episode.date, timezone) > now:
+        return f"to be released on {episode.date.isoformat()}"
+    until = episode.embargo_until
+    if episode.status == "embargoed" and (until is None or moment(until, timezone) > now):
+        return f"embargoed until {until.isoformat() if until else '?'}"
+    return None
 
 
-def published_episode(archive: Archive, episode: Episode) -> Episode:
-    """A copy of ``episode`` fit to publish: redacted names masked in every text field,
-    and a person whose name is redacted left out altogether."""
-    terms = redaction_terms(archive, episode)
-    return dataclasses.replace(
-        episode,
-        title=redact(episode.title, terms),
-        description=redact(episode.description, terms),
-        chapters=[dataclasses.replace(c, title=redact(c.title, terms)) for c in episode.chapters],
-        persons=[p for p in episode.persons if redact(p.name, terms) == p.name],
+def publishable(episode: Episode, now: dt.datetime, timezone: str = "UTC") -> bool:
+    return withheld_because(episode, now, timezone) is None
+
+
+def withheld_terms(archive: Archive) -> list[str]:
+    """Every name the archive withholds: its own list, every episode's, and those of
+    episodes that could not be loaded."""
+    terms = [*archive.redact, *(t for e in archive.episodes for t in e.redact),
+             *archive.redact_of_unreadable]
+    return list(dict.fromkeys(terms))
+
+
+def public_view(archive: Archive, now: dt.datetime | None = None, *,
+                only: set[str] | None = None) -> PublicView:
+    """What of ``archive`` may be published at ``now`` (default: this moment); ``only``:
+    of these episodes alone."""
+    now = now or now_utc()
+    matcher = Matcher(withheld_terms(archive))
+    report: list[Outcome] = []
+    public_archive = _public_archive(archive, matcher, report)
+    episodes = []
+    matched_terms: set[str] = set()
+    for episode in archive.episodes:
+        if only is not None and episode.slug not in only:
+            continue
+        why = withheld_because(episode, now, archive.timezone)
+        if why:
+            report.append(Outcome(episode.slug, "not published", why))
+            continue
+        try:
+            public, masking = _public_episode(archive, episode, matcher, now)
+        except Exception as error:  # noqa: BLE001 - one episode's failure must not stop the others
+            failure = as_podarchive_error(error, episode.folder)
+            report.append(Outcome(episode.slug, "failed", str(failure), error=failure))
+            continue
+        if public is None:
+            report.append(Outcome(episode.slug, "waiting", "no transcript yet"))
+            continue
+        episodes.append(public)
+        matched_terms.update(masking.terms)
+        report += masking.outcomes(episode)
+    unmatched = [term for term in archive.redact if term not in matched_terms]
+    if unmatched and episodes and only is None:
+        report.append(Outcome("archive.toml", "unmatched",
+                              "redact term(s) found in no published episode: "
+                              + ", ".join(repr(t) for t in unmatched)))
+    return PublicView(public_archive, episodes, now, report, matcher)
+
+
+def each_episode(view: PublicView, work: Callable[[PublicEpisode], Outcome]) -> list[Outcome]:
+    """``work(episode)`` for every episode of the view; any failure in one (ours or not) is
+    reported on one line and does not stop the others."""
+    outcomes = []
+    for episode in view.episodes:
+        try:
+            outcomes.append(work(episode))
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            failure = as_podarchive_error(error, view.archive.root / "episodes" / episode.slug)
+            outcomes.append(Outcome(episode.slug, "failed", str(failure), error=failure))
+    return outcomes
+
+
+def as_podarchive_error(error: Exception, where: Path) -> PodarchiveError:
+    """Any failure as one line naming where it happened."""
+    if isinstance(error, PodarchiveError):
+        return error
+    return PodarchiveError(where, None, f"unexpected {type(error).__name__}: {error}")
+
+
+class _Masking:
+    """The forms masked in one episode and the terms they matched, for its report."""
+
+    def __init__(self, matcher: Matcher):
+        self.matcher = matcher
+        self.forms: Counter[str] = Counter()
+        self.terms: set[str] = set()
+        self.fields: list[str] = []  # where each form was, for the withheld digest
+
+    def text(self, value: str, where: str) -> str:
+        masked = self.matcher.mask(value)
+        self.note(masked.forms, masked.terms, where)
+        return masked.text
+
+    def note(self, forms: list[str], terms: set[str], where: str) -> None:
+        self.forms.update(forms)
+        self.terms.update(terms)
+        self.fields += [f"{where}:{form}" for form in forms]
+
+    def url(self, value: str | None, where: str) -> str | None:
+        """A URL that says a withheld name is dropped: a masked URL would lead nowhere."""
+        if value:
+            masked = self.matcher.mask(value)
+            if masked.forms:
+                self.note([value], masked.terms, where)
+                return None
+        return value
+
+    def outcomes(self, episode: Episode) -> list[Outcome]:
+        outcomes = []
+        if self.forms:
+            shown = ", ".join(f"{form!r} ×{count}" if count > 1 else repr(form)
+                              for form, count in sorted(self.forms.items()))
+            outcomes.append(Outcome(episode.slug, "masked", shown))
+        unmatched = [term for term in episode.redact if term not in self.terms]
+        if unmatched:
+            outcomes.append(Outcome(episode.slug, "unmatched",
+                                    "redact term(s) found nowhere in this episode: "
+                                    + ", ".join(repr(t) for t in unmatched)))
+        return outcomes
+
+
+def _public_archive(archive: Archive, matcher: Matcher, report: list[Outcome]) -> PublicArchive:
+    masking = _Masking(matcher)
+    owner = {key: masking.text(value, f"owner.{key}") for key, value in archive.owner.items()
+             if key != "email"}
+    email = masking.url(archive.owner.get("email"), "owner.email")
+    if email:
+        owner["email"] = email
+    image = archive.image
+    public = PublicArchive(
+        root=archive.root,
+        title=masking.text(archive.title, "title"),
+        description=masking.text(archive.description, "description"),
+        author=masking.text(archive.author, "author"),
+        language=archive.language,
+        base_url=archive.base_url,
+        owner=owner,
+        image=masking.url(image, "image") if _is_url(image) else (archive.root / image if image else None),
+        categories=tuple(masking.text(category, "categories") for category in archive.categories),
+        explicit=archive.explicit,
+        license=masking.text(archive.license, "license") if archive.license else None,
     )
-
-
-def published_transcript(archive: Archive, episode: Episode, transcript: Transcript) -> Transcript:
-    """A copy of ``transcript`` fit to publish: restricted parts cut, redacted words masked."""
-    public = copy.deepcopy(transcript)
-    kept = []
-    for segment in public.segments:
-        if segment.restricted:
-            continue
-        segment.words = [w for w in segment.words if not _in_spans(w, episode.restrict)]
-        if episode.restrict and not segment.words:
-            continue
-        kept.append(segment)
-    public.segments = kept
-    terms = redaction_terms(archive, episode)
-    if terms:
-        _mask_words(public.segments, terms)
-        for segment in public.segments:
-            segment.text = redact(segment.text, terms)
-            segment.speaker = redact(segment.speaker, terms)
+    if masking.forms:
+        report.append(Outcome("archive.toml", "masked", ", ".join(repr(f) for f in sorted(masking.forms))))
     return public
 
 
-def _in_spans(word: Word, spans: list[tuple[float, float]]) -> bool:
-    middle = (word.start + word.end) / 2
-    return any(start <= middle <= end for start, end in spans)
+def _is_url(value: str | None) -> bool:
+    return bool(value) and value.startswith(("http://", "https://"))
 
 
-def _mask_words(segments: list[Segment], terms: list[str]) -> None:
-    """Replace each run of words that says a term by one [redacted] word spanning it."""
-    stream = [(segment, word) for segment in segments for word in segment.words]
-    keys = [_word_key(word.text) for _, word in stream]
-    drop: set[int] = set()
-    for term in terms:
-        wanted = [_word_key(piece) for piece in term.split()]
-        wanted = [piece for piece in wanted if piece]
-        if not wanted:
+def _public_episode(archive: Archive, episode: Episode, matcher: Matcher,
+                    now: dt.datetime) -> tuple[PublicEpisode | None, _Masking]:
+    masking = _Masking(matcher)
+    # The slug and the guid are in every URL and every podcast app: they cannot be masked.
+    if matcher.says(episode.slug):
+        raise PodarchiveError(episode.folder, "slug",
+                              f"folder name {episode.slug!r} says a withheld name, and it would be "
+                              "published in every URL: rename the folder")
+    if episode.guid and matcher.says(episode.guid):
+        raise PodarchiveError(episode.metadata_path, "guid",
+                              "says a withheld name, and a guid cannot be masked: choose another one")
+    transcript = read_current_transcript(episode)
+    if transcript is None:
+        return None, masking
+    public_transcript, silence, cut = _public_transcript(episode, transcript, masking)
+    # A person whose name is withheld is left out altogether, with their links.
+    persons = [PublicPerson(p.name, p.role, masking.url(p.href, "href"), masking.url(p.img, "img"))
+               for p in episode.persons if masking.text(p.name, "persons") == p.name]
+    chapters = [PublicChapter(c.start, masking.text(c.title, "chapters"), masking.url(c.url, "chapters.url"))
+                for c in episode.chapters]
+    image = episode.image
+    public = PublicEpisode(
+        slug=episode.slug,
+        title=masking.text(episode.title, "title"),
+        description=masking.text(episode.description, "description"),
+        released=moment(episode.date, archive.timezone),
+        language=episode.language,
+        season=episode.season,
+        number=episode.number,
+        guid=episode.guid,
+        explicit=episode.explicit,
+        image=masking.url(image, "image") if _is_url(image) else (episode.folder / image if image else None),
+        persons=persons,
+        chapters=chapters,
+        transcript=public_transcript,
+        audio=episode.audio_path,
+        audio_sha256=transcript.audio_sha256,
+        silence=silence,
+        withheld_key=_digest([masking.fields, cut]),
+        consent_key=consent_key(episode),
+    )
+    return public, masking
+
+
+def consent_key(episode: Episode) -> str:
+    """What an episode's published text was made from, as far as consent goes: its
+    transcript file as it is and its restricted spans. Cheap to compute at query time."""
+    transcript = sha256_file(episode.transcript_path) if episode.transcript_path.exists() else ""
+    return _digest([transcript, episode.restrict])
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def _public_transcript(episode: Episode, transcript: Transcript, masking: _Masking):
+    """The transcript as it may be published, the spans to silence, and what was cut."""
+    public = dataclasses.replace(transcript, segments=[
+        dataclasses.replace(s, words=[dataclasses.replace(w) for w in s.words]) for s in transcript.segments])
+    silence: list[tuple[float, float]] = []
+    # Names first, over every word (restricted ones too), so a name that straddles a
+    # segment or a restricted passage is still found whole.
+    for word in _mask_words(public.segments, masking):
+        silence.append((word.start - REDACTION_PADDING_SECONDS, word.end + REDACTION_PADDING_SECONDS))
+    kept, cut = [], []
+    for segment in public.segments:
+        extent = _extent(segment)
+        if segment.restricted:
+            silence.append(extent)
+            cut.append(["segment", segment.id])
             continue
-        for first in range(len(stream) - len(wanted) + 1):
-            if keys[first:first + len(wanted)] == wanted and first not in drop:
-                last = first + len(wanted) - 1
-                head = stream[first][1]
-                trailing = re.search(r"[\W_]*$", stream[last][1].text).group()
-                head.text = REDACTED + trailing
-                head.end = max(head.end, stream[last][1].end)
-                drop.update(range(first + 1, last + 1))
-    for index in sorted(drop, reverse=True):
-        segment, word = stream[index]
-        segment.words.remove(word)
-
-
-def silenced_spans(archive: Archive, episode: Episode, transcript: Transcript) -> list[tuple[float, float]]:
-    """Time spans the published audio must not let anyone hear."""
-    public = published_transcript(archive, episode, transcript)
-    spans = [(w.start - REDACTION_PADDING_SECONDS, w.end + REDACTION_PADDING_SECONDS)
-             for s in public.segments for w in s.words if w.text.startswith(REDACTED)]
-    spans += [(s.start, s.end) for s in transcript.segments if s.restricted]
-    spans += list(episode.restrict)
-    return [(max(0.0, start), end) for start, end in _merge(spans)]
-
-
-def leaks(archive: Archive, today: dt.date) -> list[PodarchiveError]:
-    """Every published byte under feed/ and index/ that breaks a promise: a redacted term
-    (any casing or accents), or words of an episode that may not be published.
-
-    Searches the bytes themselves rather than trusting the stages that wrote them.
-    """
-    needles: list[tuple[re.Pattern, str]] = []
-    for episode in archive.episodes:
-        for term in redaction_terms(archive, episode):
-            needles.append((_folded_pattern(term), f"redacted term {term!r} of {episode.slug}"))
-        sentences = [] if publishable(episode, today) else _private_sentences(episode)
-        if sentences:
-            needles.append((_folded_pattern(*sentences), f"words of unpublished episode {episode.slug}"))
-    problems = []
-    for folder in (archive.root / "feed", archive.root / "index"):
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []:
-            folded = fold(path.read_bytes().decode("utf-8", errors="ignore"))
-            for pattern, what in needles:
-                if pattern.search(folded):
-                    problems.append(PodarchiveError(path, "privacy", f"contains {what}"))
-    return problems
-
-
-def _folded_pattern(*texts: str) -> re.Pattern:
-    """Any of ``texts``, folded, as whole words with any punctuation or spacing between."""
-    alternatives = [r"\W+".join(re.escape(w) for w in re.findall(r"\w+", fold(text))) for text in texts]
-    alternatives = [a for a in alternatives if a] or [r"(?!)"]  # nothing to find: never match
-    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
-
-
-def _private_sentences(episode: Episode) -> list[str]:
-    """Runs of eight words from an unpublished episode: long enough to be its own words."""
-    try:
-        transcript = read_transcript(episode.transcript_path)
-    except PodarchiveError:
-        return []
-    words = [w.text for s in transcript.segments for w in s.words] if transcript else []
-    return [" ".join(words[i:i + 8]) for i in range(0, max(len(words) - 7, 0), 4)]
-
-
-def through_the_gate(
-    archive: Archive, today: dt.date, work: Callable[[Episode, Transcript], Outcome],
-) -> list[Outcome]:
-    """``work(episode, transcript)`` for each episode that may be published today and has a
-    transcript of its current recording; one failure does not stop the others."""
-    outcomes = []
-    for episode in archive.episodes:
-        if not publishable(episode, today):
-            continue
-        try:
-            transcript = read_current_transcript(episode)
-            if transcript is None:
-                outcomes.append(Outcome(episode.slug, "waiting", "no transcript yet"))
+        if not segment.words:
+            if any(_overlaps(extent, span) for span in episode.restrict):
+                silence.append(extent)
+                cut.append(["segment", segment.id])
                 continue
-            outcomes.append(work(episode, transcript))
-        except PodarchiveError as error:
-            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
-    return outcomes
+            segment.text = masking.text(segment.text, f"segments[{segment.id}]")
+            if REDACTED in segment.text:
+                silence.append(extent)  # where in it the name was said is not known
+        else:
+            inside = [w for w in segment.words if any(_overlaps((w.start, w.end), s) for s in episode.restrict)]
+            silence += [(w.start, w.end) for w in inside]
+            cut += [["word", segment.id, w.start] for w in inside]
+            segment.words = [w for w in segment.words if w not in inside]
+            if not segment.words:
+                continue
+            _merge_masked_runs(segment)
+            segment.text = " ".join(word.text for word in segment.words)
+        segment.speaker = masking.text(segment.speaker, "speaker") if segment.speaker else ""
+        kept.append(segment)
+    public.segments = kept
+    silence += list(episode.restrict)
+    return public, [(max(0.0, start), end) for start, end in merge_spans(silence)], cut
+
+
+def _extent(segment: Segment) -> tuple[float, float]:
+    """From the first sound to the last of a segment: its words may run past its own times."""
+    starts = [segment.start, *(w.start for w in segment.words)]
+    ends = [segment.end, *(w.end for w in segment.words)]
+    return min(starts), max(ends)
+
+
+def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _mask_words(segments: list[Segment], masking: _Masking) -> list[Word]:
+    """Mask the withheld names in the words of ``segments`` (read as one text); returns
+    the words that held one."""
+    words = [word for segment in segments for word in segment.words]
+    offsets, position = [], 0
+    for word in words:
+        offsets.append(position)
+        position += len(word.text) + 1
+    text = " ".join(word.text for word in words)
+    spans, terms = masking.matcher.spans(text)
+    if not spans:
+        return []
+    masking.note([text[start:end] for start, end in spans], terms, "words")
+    touched = []
+    for word, offset in zip(words, offsets):
+        inside = [(max(start, offset) - offset, min(end, offset + len(word.text)) - offset)
+                  for start, end in spans if start < offset + len(word.text) and end > offset]
+        if not inside:
+            continue
+        for start, end in reversed(inside):
+            word.text = word.text[:start] + REDACTED + word.text[end:]
+        touched.append(word)
+    return touched
+
+
+def _merge_masked_runs(segment: Segment) -> None:
+    """A name masked over several words reads as one [redacted], spanning them all."""
+    merged: list[Word] = []
+    for word in segment.words:
+        if merged and merged[-1].text == REDACTED and word.text.startswith(REDACTED):
+            word.start = merged[-1].start
+            merged[-1] = word
+        else:
+            merged.append(word)
+    segment.words = merged
+
+
+class QueryGate:
+    """The gate at query time: may this hit, from an index made earlier, be shown now?"""
+
+    def __init__(self, archive: Archive, now: dt.datetime | None = None):
+        now = now or now_utc()
+        self.base_url = archive.base_url
+        self._episodes = {e.slug: e for e in archive.episodes if publishable(e, now, archive.timezone)}
+        self._matcher = Matcher(withheld_terms(archive))
+        self._keys: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, root: Path, now: dt.datetime | None = None) -> QueryGate:
+        return cls(load_archive(root), now)
+
+    def publishable(self, slug: str) -> bool:
+        return slug in self._episodes
+
+    def allows(self, slug: str, indexed_consent_key: str, *texts: str) -> bool:
+        """Whether a hit of episode ``slug``, whose texts are ``texts``, may be shown."""
+        episode = self._episodes.get(slug)
+        if episode is None:
+            return False
+        if slug not in self._keys:
+            self._keys[slug] = consent_key(episode)
+        if self._keys[slug] != indexed_consent_key:
+            return False
+        return not any(self._matcher.says(text) for text in texts if text)

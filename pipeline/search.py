@@ -1,8 +1,12 @@
 """Search the published transcripts: one whoosh document per segment of every publishable episode.
 
-Text reaches the index only through the privacy gate (``privacy.publishable`` and
-``privacy.published_transcript``), so a restricted episode, a restricted segment or a
-redacted name can never be found, and no file under index/ holds them.
+Text reaches the index only from the public view (``privacy.public_view``), so a
+restricted episode, a restricted segment or a withheld name can never be found. When
+consent changes (an episode withdrawn, a name newly withheld, a passage restricted),
+the segments of the index that held the old documents are written anew without them:
+no byte of what was withdrawn stays under index/, not even as a deleted document. And
+``search`` asks the gate again at query time, so an index that lags behind the archive
+shows nothing the archive withholds now.
 
 Matching ignores case and accents, and French, English (and other snowball languages')
 word forms match through stemming in each segment's own language: ``liberation`` finds
@@ -28,7 +32,6 @@ lists are short already, and indexing every pair made the index much bigger.
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -43,21 +46,22 @@ from typing import NamedTuple
 
 from whoosh import index as whoosh_index
 from whoosh import query as q
+from whoosh import writing
 from whoosh.analysis import SpaceSeparatedTokenizer, StopFilter
 from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.lang import has_stemmer, stemmer_for_language
 from whoosh.lang.stopwords import stoplists
+from whoosh.reading import SegmentReader
 
-from .archive import load_archive
+from . import layout
 from .errors import PodarchiveError
 from .formats import segment_text
-from .model import Archive, Episode, Outcome, Transcript, read_current_transcript
-from .privacy import REDACTED, fold, publishable, published_episode, published_transcript
+from .model import Outcome
+from .privacy import PublicEpisode, PublicView, QueryGate
+from .redaction import REDACTED, fold
 
-INDEX_DIR = Path("index")
-ENGINE_DIR = INDEX_DIR / "whoosh"
 # Recorded in the index: an index made with another analysis of the text is rebuilt.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 WRITE_LOCK_SECONDS = 10.0
 HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "**", "**"
 
@@ -75,8 +79,6 @@ _TOKEN = re.compile(re.escape(REDACTED) + r"|[^\W_](?:[^\W_]|[\u0300-\u036f])*")
 # adjacent) and no query can produce it, since query words never contain "|".
 _GAP = "|"
 _PAIR_JOINER = "_"
-# Casefolding already makes "ß" "ss"; these it keeps, though people type them as two letters.
-_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae"})
 _QUOTES = str.maketrans({"“": '"', "”": '"', "«": '"', "»": '"', "„": '"'})
 _QUERY_PIECE = re.compile(r'(-?)"([^"]*)"|([^\s"]+)')
 _OPERATORS = ("AND", "OR", "NOT")
@@ -103,17 +105,16 @@ class SegmentDocument:
     words: tuple[tuple[str, float, float], ...] = ()
 
 
-def episode_documents(archive: Archive, episode: Episode, transcript: Transcript) -> list[SegmentDocument]:
-    """The documents of one publishable episode: its published (redacted, cut) segments."""
-    public = published_transcript(archive, episode, transcript)
-    title = published_episode(archive, episode).title
+def episode_documents(episode: PublicEpisode) -> list[SegmentDocument]:
+    """The documents of one episode of the public view: its published segments."""
+    public = episode.transcript
     documents = []
     for segment in public.segments:
         text = segment_text(segment)
         if not text:
             continue
         documents.append(SegmentDocument(
-            episode=episode.slug, title=title, date=episode.date.isoformat(), segment=segment.id,
+            episode=episode.slug, title=episode.title, date=episode.date.isoformat(), segment=segment.id,
             start=segment.start, end=segment.end, speaker=segment.speaker,
             language=segment.language or public.language or episode.language,
             text=text, words=tuple((w.text, w.start, w.end) for w in segment.words if w.text),
@@ -142,7 +143,7 @@ class _Token(NamedTuple):
 
 @functools.lru_cache(maxsize=1 << 16)
 def _fold_word(word: str) -> str:
-    return re.sub(r"[\s_]", "", fold(word).translate(_LIGATURES))
+    return re.sub(r"[\s_]", "", fold(word))
 
 
 def _tokens(text: str) -> list[_Token]:
@@ -343,10 +344,13 @@ def _spoken_span(text: str, words: list[list], tokens: list[_Token],
 _TOKENS = SpaceSeparatedTokenizer() | StopFilter(stoplist=[_GAP], minsize=1, renumber=False)
 SCHEMA = Schema(
     # Only bookkeeping documents have a kind: "format" (one, with the INDEX_FORMAT it was
-    # made with) and "episode" (one per episode, with its digest).
+    # made with) and "episode" (one per episode, with what it was made from: digest,
+    # withheld and consent, see ``Indexed``).
     kind=ID(),
     version=STORED(),
     digest=STORED(),
+    withheld=STORED(),
+    consent=STORED(),
     episode=ID(stored=True),
     title=STORED(),
     date=STORED(),
@@ -375,18 +379,47 @@ def _milliseconds(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+class Indexed(NamedTuple):
+    """What an episode's documents in the index were made from."""
+
+    digest: str  # the published documents themselves
+    withheld: str = ""  # what the gate withheld (privacy.PublicEpisode.withheld_key)
+    consent: str = ""  # what search checks at query time (privacy.consent_key)
+
+
+def _rewrite_segments_with_deletions(writer, segments):
+    """A whoosh merge policy: every segment that holds deleted documents is written anew
+    without them (their stored text and terms stay readable in it until then), and small
+    segments are merged as whoosh's default policy does."""
+    kept = []
+    for segment in segments:
+        if segment.has_deletions():
+            reader = SegmentReader(writer.storage, writer.schema, segment)
+            writer.add_reader(reader)
+            reader.close()
+        else:
+            kept.append(segment)
+    return writing.MERGE_SMALL(writer, kept)
+
+
 class _WhooshBatch:
     """Changes to a whoosh index, committed together by ``WhooshEngine.writing``."""
 
     def __init__(self, writer):
         self._writer = writer
 
-    def replace_episode(self, slug: str, digest: str, documents: list[SegmentDocument]) -> None:
-        """Index ``documents`` as the whole of episode ``slug``, made from ``digest``."""
+    def replace_episode(self, slug: str, made_from: Indexed | str, documents: list[SegmentDocument]) -> None:
+        """Index ``documents`` as the whole of episode ``slug``, made from ``made_from``."""
         self.remove_episode(slug)
-        self._writer.add_document(kind="episode", episode=slug, digest=digest)
+        self.record(slug, made_from)
         for document in documents:
             self._writer.add_document(**self._fields(document))
+
+    def record(self, slug: str, made_from: Indexed | str) -> None:
+        """Record what episode ``slug``'s documents were made from."""
+        made_from = Indexed(made_from) if isinstance(made_from, str) else made_from
+        self._writer.delete_by_query(q.And([q.Term("kind", "episode"), q.Term("episode", slug)]))
+        self._writer.add_document(kind="episode", episode=slug, **made_from._asdict())
 
     def remove_episode(self, slug: str) -> None:
         self._writer.delete_by_term("episode", slug)
@@ -452,14 +485,20 @@ class WhooshEngine:
             self._languages = sorted(term.decode() for term in self._searcher.lexicon("lang"))
         return self._searcher
 
-    def indexed(self) -> dict[str, str]:
-        """The digest of every indexed episode, by slug."""
+    def indexed(self) -> dict[str, Indexed]:
+        """What every indexed episode was made from, by slug."""
         searcher = self._fresh_searcher()
-        return {fields["episode"]: fields["digest"] for fields in searcher.documents(kind="episode")}
+        return {fields["episode"]: Indexed(fields["digest"], fields.get("withheld", ""),
+                                           fields.get("consent", ""))
+                for fields in searcher.documents(kind="episode")}
 
     @contextmanager
-    def writing(self) -> Iterator[_WhooshBatch]:
-        """A batch of changes, committed at once (atomically) when the block ends without error."""
+    def writing(self, *, expunge: bool = False) -> Iterator[_WhooshBatch]:
+        """A batch of changes, committed at once (atomically) when the block ends without error.
+
+        ``expunge``: the batch deletes for consent, so every segment holding deleted
+        documents (of this batch or an earlier one) is written anew without them.
+        """
         try:
             writer = self._index.writer(timeout=WRITE_LOCK_SECONDS)
         except whoosh_index.LockError:
@@ -470,15 +509,17 @@ class WhooshEngine:
         except BaseException:
             writer.cancel()
             raise
-        writer.commit()
+        writer.commit(mergetype=_rewrite_segments_with_deletions if expunge else None)
         self.close()
 
     def search(self, query: str, *, limit: int = 10, episode: str | None = None,
-               speaker: str | None = None, lang: str | None = None) -> list[dict]:
+               speaker: str | None = None, lang: str | None = None,
+               gate: QueryGate | None = None) -> list[dict]:
         """The best ``limit`` segments for ``query``, best first, with when the matched words are said.
 
         Each hit has episode, title, segment, start, end (seconds), speaker, language,
-        text and snippet (the text with matched words between ``**``).
+        text and snippet (the text with matched words between ``**``). With a ``gate``,
+        only the hits it allows are kept.
         """
         alternatives = parse_query(query, self.folder)
         searcher = self._fresh_searcher()
@@ -492,11 +533,35 @@ class WhooshEngine:
         whole = found[0] if len(found) == 1 else q.Or(found)
         if filters:
             whole = q.And([whole, *filters])
-        results = searcher.search(whole, limit=limit)
+        wanted = [atom for atoms in alternatives for atom in atoms if not atom.excluded]
+        if gate is None:
+            return [_hit(fields, wanted) for fields in self._best(searcher, whole, limit)]
+        records = self.indexed()
+        allowed = [slug for slug in records if gate.publishable(slug)]
+        refused: set[str] = set()
+        while True:
+            shown = [slug for slug in allowed if slug not in refused]
+            if not shown:
+                return []
+            best = self._best(searcher, whole, limit + len(refused),
+                              within=q.Or([q.Term("episode", slug) for slug in shown]))
+            kept, again = [], False
+            for fields in best:
+                if gate.allows(fields["episode"], records[fields["episode"]].consent,
+                               fields["text"], fields["title"], fields["speaker"]):
+                    kept.append(fields)
+                elif fields["episode"] not in refused:
+                    refused.add(fields["episode"])
+                    again = True
+            if not again or len(kept) >= limit:
+                return [_hit(fields, wanted) for fields in kept[:limit]]
+
+    @staticmethod
+    def _best(searcher, query: q.Query, limit: int, within: q.Query | None = None) -> list[dict]:
+        results = searcher.search(query, limit=limit, filter=within)
         scored = sorted(((hit.score, hit.fields()) for hit in results),
                         key=lambda pair: (-pair[0], pair[1]["episode"], pair[1]["segment"]))
-        wanted = [atom for atoms in alternatives for atom in atoms if not atom.excluded]
-        return [_hit(fields, wanted) for _, fields in scored]
+        return [fields for _, fields in scored]
 
 
 def _hit(fields: dict, atoms: list[_Atom]) -> dict:
@@ -512,75 +577,98 @@ def _hit(fields: dict, atoms: list[_Atom]) -> dict:
     }
 
 
-# --- The stage -------------------------------------------------------------------------------
+# --- The stage ---------------------------------------------------------------------------
 
 
-def index_archive(archive: Archive, today: dt.date, *, rebuild: bool = False) -> list[Outcome]:
-    """Bring index/ up to date with what may be published today.
-
-    Only episodes whose published content changed are re-indexed; those no longer
-    publishable are removed. With nothing changed, no file under index/ is touched.
-    ``rebuild`` starts from an empty index.
-    """
-    folder = archive.root / ENGINE_DIR
+def _open_for_writing(root: Path, *, rebuild: bool = False) -> tuple[WhooshEngine, list[Outcome]]:
+    """The archive's index, made if missing or outdated, and made anew (saying so) if a
+    file of it cannot be read: what cannot be read cannot be checked against the gate."""
+    folder = layout.engine_dir(root)
     if rebuild:
         shutil.rmtree(folder, ignore_errors=True)
-    engine = WhooshEngine(folder, create=True)
+    try:
+        return WhooshEngine(folder, create=True), []
+    except PodarchiveError:
+        raise
+    except Exception as error:  # noqa: BLE001 - whoosh reports damage in many ways
+        shutil.rmtree(folder, ignore_errors=True)
+        note = Outcome(layout.ENGINE_DIR.as_posix(), "rebuilt",
+                       f"a file of the index could not be read ({type(error).__name__}): "
+                       "removed, and made anew from the public view")
+        return WhooshEngine(folder, create=True), [note]
+
+
+def withdraw_from_index(view: PublicView) -> list[Outcome]:
+    """Delete, for good, the documents of every episode the view no longer lets through,
+    or whose withheld words changed since it was indexed (they may hold words that are
+    private now); `index` adds the latter back as they are now.
+
+    If the index cannot be changed, every episode it holds is reported failed, so that
+    none of them is published further by this run."""
+    if not whoosh_index.exists_in(layout.engine_dir(view.archive.root)):
+        return []
+    current = {episode.slug: episode.withheld_key for episode in view.episodes}
+    indexed: dict[str, Indexed] = {}
+    try:
+        engine, outcomes = _open_for_writing(view.archive.root)
+        try:
+            indexed = engine.indexed()
+            gone = {slug: "withdrawn" if slug not in current else "withheld words changed"
+                    for slug, made_from in indexed.items()
+                    if slug not in current or made_from.withheld != current[slug]}
+            if gone:
+                with engine.writing(expunge=True) as batch:
+                    for slug in gone:
+                        batch.remove_episode(slug)
+        finally:
+            engine.close()
+    except PodarchiveError as error:
+        return [Outcome(slug, "failed", str(error), error=error) for slug in indexed or current]
+    return outcomes + [Outcome(slug, "withdrawn", f"removed from the index ({why})")
+                       for slug, why in sorted(gone.items())]
+
+
+def index_archive(view: PublicView, *, rebuild: bool = False) -> list[Outcome]:
+    """Bring index/ up to date with the public view.
+
+    Only episodes whose published content changed are re-indexed; those no longer in
+    the view are removed, for good. With nothing changed, no file under index/ is
+    touched. ``rebuild`` starts from an empty index.
+    """
+    engine, outcomes = _open_for_writing(view.archive.root, rebuild=rebuild)
     try:
         indexed = engine.indexed()
-        outcomes, changes = _plan(archive, today, indexed)
+        changes: dict[str, tuple[Indexed, list[SegmentDocument] | None] | None] = {}
+        expunge = False
+        for episode in view.episodes:
+            documents = episode_documents(episode)
+            made_from = Indexed(documents_digest(documents), episode.withheld_key, episode.consent_key)
+            before = indexed.get(episode.slug)
+            if before == made_from:
+                outcomes.append(Outcome(episode.slug, "up-to-date"))
+            elif before is not None and before.digest == made_from.digest:
+                changes[episode.slug] = (made_from, None)  # the same text: only the record
+                outcomes.append(Outcome(episode.slug, "up-to-date"))
+            else:
+                expunge |= before is not None and before.withheld != made_from.withheld
+                changes[episode.slug] = (made_from, documents)
+                outcomes.append(Outcome(episode.slug, "indexed", f"{len(documents)} segments"))
+        for slug in sorted(set(indexed) - view.slugs):
+            changes[slug] = None
+            expunge = True
+            outcomes.append(Outcome(slug, "removed", "not published now"))
         if changes:
-            with engine.writing() as batch:
+            with engine.writing(expunge=expunge) as batch:
                 for slug, change in changes.items():
                     if change is None:
                         batch.remove_episode(slug)
+                    elif change[1] is None:
+                        batch.record(slug, change[0])
                     else:
                         batch.replace_episode(slug, *change)
     finally:
         engine.close()
     return outcomes
-
-
-def _plan(archive: Archive, today: dt.date, indexed: dict[str, str]):
-    """What to report and what to change: slug -> (digest, documents), or None to remove."""
-    outcomes: list[Outcome] = []
-    changes: dict[str, tuple[str, list[SegmentDocument]] | None] = {}
-
-    def drop(slug: str, status: str, message: str) -> None:
-        if slug in indexed:
-            changes[slug] = None
-            outcomes.append(Outcome(slug, "removed", message))
-        else:
-            outcomes.append(Outcome(slug, status, message))
-
-    for episode in archive.episodes:
-        if not publishable(episode, today):
-            drop(episode.slug, "not published", "not publishable today")
-            continue
-        try:
-            transcript = read_current_transcript(episode)
-        except PodarchiveError as error:
-            # What cannot be read cannot be checked against the gate: keep none of it.
-            if episode.slug in indexed:
-                changes[episode.slug] = None
-            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
-            continue
-        if transcript is None:
-            drop(episode.slug, "not indexed", "no transcript yet")
-            continue
-        documents = episode_documents(archive, episode, transcript)
-        digest = documents_digest(documents)
-        if indexed.get(episode.slug) == digest:
-            outcomes.append(Outcome(episode.slug, "up-to-date"))
-        else:
-            changes[episode.slug] = (digest, documents)
-            outcomes.append(Outcome(episode.slug, "indexed", f"{len(documents)} segments"))
-    known = {episode.slug for episode in archive.episodes}
-    for slug in sorted(set(indexed) - known):
-        changes[slug] = None
-        outcomes.append(Outcome(slug, "removed", "no longer in the archive, or its episode.toml "
-                                                 "cannot be read"))
-    return outcomes, changes
 
 
 def search(archive: Path | str, query: str, *, limit: int = 10, episode: str | None = None,
@@ -594,16 +682,19 @@ def search(archive: Path | str, query: str, *, limit: int = 10, episode: str | N
     (matched words between ``**``), url (the published audio at ``start``) and
     transcript_url (the segment in the HTML transcript). Raises ``QueryError`` for a
     query that cannot be read, and ``PodarchiveError`` when there is no index yet.
+
+    The gate is asked again for every hit (``privacy.QueryGate``): an episode withdrawn,
+    a passage restricted or a name withheld since the index was made is not shown.
     """
     root = Path(archive)
-    base_url = load_archive(root).base_url
-    engine = WhooshEngine(root / ENGINE_DIR)
+    gate = QueryGate.of(root)
+    engine = WhooshEngine(layout.engine_dir(root))
     try:
-        hits = engine.search(query, limit=limit, episode=episode, speaker=speaker, lang=lang)
+        hits = engine.search(query, limit=limit, episode=episode, speaker=speaker, lang=lang, gate=gate)
     finally:
         engine.close()
     for hit in hits:
         slug, segment = hit["episode"], hit.pop("segment")
-        hit["url"] = f"{base_url}episodes/{slug}/audio.mp3#t={hit['start']:.2f}"
-        hit["transcript_url"] = f"{base_url}episodes/{slug}/transcript.html#s{segment}"
+        hit["url"] = layout.audio_url(gate.base_url, slug, hit["start"])
+        hit["transcript_url"] = layout.segment_url(gate.base_url, slug, segment)
     return hits

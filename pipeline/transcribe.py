@@ -18,19 +18,11 @@ from .align import (
     frame_levels,
     join_words,
 )
+from .archive import Archive, Episode, read_current_transcript, read_transcript
 from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
-from .model import (
-    Archive,
-    Episode,
-    Outcome,
-    Segment,
-    Transcript,
-    Word,
-    read_current_transcript,
-    read_transcript,
-)
+from .model import Outcome, Segment, Transcript, Word
 from .storage import atomic_write_json, sha256_file
 
 # Long recordings go through the model this many seconds at a time (memory stays

@@ -56,7 +56,7 @@ def test_a_good_episode_loads(tmp_path):
 @pytest.mark.parametrize("toml, field, words", [
     (GOOD + 'stauts = "restricted"\n', "stauts", "unknown key"),
     (GOOD.replace('title = "Mon savoir est valide"\n', ""), "title", "required"),
-    (GOOD.replace("date = 2025-05-02", 'date = "2025-13-02"'), "date", 'not a date (use YYYY-MM-DD): "2025-13-02"'),
+    (GOOD.replace("date = 2025-05-02", 'date = "2025-13-02"'), "date", 'not a date: "2025-13-02" (use YYYY-MM-DD'),
     (GOOD.replace("date = 2025-05-02", "date = 2025-13-02"), "syntax", "not valid TOML"),
     (GOOD.replace('"interview.wav"', '"missing.wav"'), "audio", "audio file not found"),
     (GOOD.replace('"interview.wav"', '"../interview.wav"'), "audio", "inside the episode folder"),

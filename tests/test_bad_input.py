@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 
-from conftest import REPO
+from conftest import REPO, reference, word_error_rate
 
 BAD = REPO / "tests" / "bad" / "episodes"
 
@@ -20,14 +20,14 @@ ERRORS = {
     "text-named-mp3": "episodes/text-named-mp3/notes.mp3: audio: not a readable audio file (Invalid data",
     "unsupported-extension": "episodes/unsupported-extension/episode.toml: audio: 'recording.aiff' is not a supported audio file",
     "missing-audio": "episodes/missing-audio/episode.toml: audio: audio file not found",
-    "link-outside-archive": "episodes/link-outside-archive/episode.toml: audio: 'outside.wav' is a link to",
+    "link-outside-archive": "episodes/link-outside-archive/episode.toml: audio: 'outside.wav' leads to",
     "bad..slug": "episodes/bad..slug: slug: folder name 'bad..slug' must use only lowercase letters, digits and hyphens",
     "duplicate-guid-a": "episodes/duplicate-guid-a/episode.toml: guid: 'same-guid' is used by several episodes",
     "duplicate-guid-b": "episodes/duplicate-guid-b/episode.toml: guid: 'same-guid' is used by several episodes",
     "bad-toml": "episodes/bad-toml/episode.toml: syntax: not valid TOML",
     "unknown-key": "episodes/unknown-key/episode.toml: stauts: unknown key",
     "wrong-types": "episodes/wrong-types/episode.toml: title: must be non-empty text, got 3",
-    "bad-date": 'episodes/bad-date/episode.toml: date: not a date (use YYYY-MM-DD): "2025-02-30"',
+    "bad-date": 'episodes/bad-date/episode.toml: date: not a date: "2025-02-30"',
     "corrupt-transcript": "episodes/corrupt-transcript/transcript.json: syntax: not valid JSON",
     "transcript-of-another-recording": "episodes/transcript-of-another-recording/transcript.json: audio_sha256: "
                                        "made from another recording than note.flac",
@@ -121,10 +121,12 @@ def test_silence_gives_an_empty_transcript_not_a_hallucination(bad_run):
 @pytest.mark.model
 def test_telephone_and_surround_recordings_are_transcribed(bad_run):
     root, _, _ = bad_run
-    phone = " ".join(s["text"] for s in transcript(root, "telephone-8khz")["segments"]).lower()
-    assert "consulat" in phone and "forêts" in phone
-    surround = " ".join(s["text"] for s in transcript(root, "six-channels")["segments"]).lower()
-    assert "americans" in surround
+    # Degraded audio: the words differ with the core count, the error rate stays bounded.
+    phone = " ".join(s["text"] for s in transcript(root, "telephone-8khz")["segments"])
+    assert word_error_rate(reference("leopard-fr.txt"), phone) <= 0.5, phone
+    surround = " ".join(s["text"] for s in transcript(root, "six-channels")["segments"])
+    said_in_the_first_three_seconds = "And so my fellow Americans"
+    assert word_error_rate(said_in_the_first_three_seconds, surround) <= 0.4, surround
 
 
 @pytest.fixture
@@ -145,11 +147,11 @@ def retitle(root, slug, title):
 def test_a_locked_index_fails_that_stage_alone(published_copy, monkeypatch):
     from whoosh import index as whoosh_index
 
-    from pipeline import search
+    from pipeline import layout, search
 
     monkeypatch.setattr(search, "WRITE_LOCK_SECONDS", 0.2)
     retitle(published_copy, "kennedy-inaugural-1961", "Ask not, again")
-    lock = whoosh_index.open_dir(str(published_copy / search.ENGINE_DIR)).lock("WRITELOCK")
+    lock = whoosh_index.open_dir(str(published_copy / layout.ENGINE_DIR)).lock("WRITELOCK")
     assert lock.acquire()
     try:
         result = CliRunner().invoke(cli, ["--archive", str(published_copy), "run"])

@@ -15,9 +15,10 @@ from pipeline.align import (
     map_words_to_segments,
     read_corrected_text,
 )
+from pipeline.archive import Episode, read_transcript
 from pipeline.cli import cli
 from pipeline.errors import PodarchiveError
-from pipeline.model import Episode, Segment, Transcript, Word, read_transcript
+from pipeline.model import Segment, Transcript, Word
 from pipeline.storage import atomic_write_json
 
 from conftest import REFERENCES

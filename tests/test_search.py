@@ -1,4 +1,3 @@
-import datetime as dt
 import json
 import shutil
 import zlib
@@ -10,12 +9,13 @@ from whoosh import index as whoosh_index
 from pipeline import search as search_module
 from pipeline.archive import load_archive
 from pipeline.errors import PodarchiveError
+from pipeline.layout import ENGINE_DIR
 from pipeline.model import Segment, Word
-from pipeline.search import ENGINE_DIR, QueryError, index_archive, search
+from pipeline.privacy import public_view
+from pipeline.search import QueryError, index_archive, search
 
 from conftest import copy_archive, write_transcript
 
-TODAY = dt.date.today()
 WORD_SECONDS = 0.5
 FIRST_WORD_AT = 10.0
 FRENCH, ENGLISH, MIXED = "conservateur-des-eaux-et-forets", "kennedy-inaugural-1961", "mit-licence-en-de"
@@ -63,9 +63,13 @@ def archive(tmp_path):
     root = copy_archive(tmp_path / "a", slugs=list(SEGMENTS))
     for slug, segments in SEGMENTS.items():
         write_segments(root, slug, segments)
-    outcomes = index_archive(load_archive(root), TODAY)
+    outcomes = reindex(root)
     assert {o.slug: o.status for o in outcomes} == dict.fromkeys(SEGMENTS, "indexed")
     return root
+
+
+def reindex(root: Path, **options) -> list:
+    return index_archive(public_view(load_archive(root)), **options)
 
 
 def texts(root: Path, query: str, **filters) -> list[str]:
@@ -153,8 +157,9 @@ def test_unreadable_queries_raise_a_clear_error(archive, query):
 
 def test_an_archive_without_transcripts_has_an_empty_index(tmp_path):
     root = copy_archive(tmp_path / "a", slugs=[ENGLISH])
-    outcomes = index_archive(load_archive(root), TODAY)
-    assert [(o.slug, o.status) for o in outcomes] == [(ENGLISH, "not indexed")]
+    view = public_view(load_archive(root))
+    assert [(o.slug, o.status) for o in view.report] == [(ENGLISH, "waiting")]
+    assert index_archive(view) == []
     assert search(root, '"ask not"') == [] and search(root, "country") == []
 
 
@@ -166,7 +171,7 @@ def test_a_missing_index_says_how_to_make_one(tmp_path):
 
 def test_nothing_changed_touches_no_file(archive):
     before = index_files(archive)
-    outcomes = index_archive(load_archive(archive), TODAY)
+    outcomes = reindex(archive)
     assert {o.status for o in outcomes} == {"up-to-date"}
     assert index_files(archive) == before
 
@@ -174,7 +179,7 @@ def test_nothing_changed_touches_no_file(archive):
 def test_rebuilding_keeps_the_committed_readme(archive):
     readme = archive / "index" / "README.md"
     readme.write_text("# index/\n", "utf-8")
-    outcomes = index_archive(load_archive(archive), TODAY, rebuild=True)
+    outcomes = reindex(archive, rebuild=True)
     assert {o.status for o in outcomes} == {"indexed"}
     assert readme.read_text("utf-8") == "# index/\n"
     assert texts(archive, "connected") == ["Our connection to the world runs deep."]
@@ -183,7 +188,7 @@ def test_rebuilding_keeps_the_committed_readme(archive):
 def test_only_changed_episodes_are_reindexed(archive):
     changed = [*SEGMENTS[FRENCH][:-1], ("Ce soir une pianiste libre joue.", "Anne", "fr")]
     write_segments(archive, FRENCH, changed)
-    outcomes = {o.slug: o.status for o in index_archive(load_archive(archive), TODAY)}
+    outcomes = {o.slug: o.status for o in reindex(archive)}
     assert outcomes == {FRENCH: "indexed", ENGLISH: "up-to-date", MIXED: "up-to-date"}
     assert texts(archive, "pianiste") == ["Ce soir une pianiste libre joue."]
     assert texts(archive, '"chanteuse libre"') == ["Les chanteuses libres arrivent demain."]
@@ -192,18 +197,21 @@ def test_only_changed_episodes_are_reindexed(archive):
 def test_restricted_episodes_leave_the_index(archive):
     toml = archive / "episodes" / ENGLISH / "episode.toml"
     toml.write_text('status = "restricted"\n' + toml.read_text("utf-8"), "utf-8")
-    outcomes = {o.slug: o.status for o in index_archive(load_archive(archive), TODAY)}
+    outcomes = {o.slug: o.status for o in reindex(archive)}
     assert outcomes == {FRENCH: "up-to-date", ENGLISH: "removed", MIXED: "up-to-date"}
     assert texts(archive, "country") == []
     assert texts(archive, "liberation") == [SEGMENTS[FRENCH][0][0]]
-    again = {o.slug: o.status for o in index_archive(load_archive(archive), TODAY)}
-    assert again[ENGLISH] == "not published"
+    again = {o.slug: o.status for o in reindex(archive)}
+    assert ENGLISH not in again
 
 
 def test_an_unreadable_transcript_fails_and_leaves_the_index(archive):
     (archive / "episodes" / ENGLISH / "transcript.json").write_text("{not json", "utf-8")
-    outcomes = {o.slug: o for o in index_archive(load_archive(archive), TODAY)}
-    assert outcomes[ENGLISH].status == "failed" and "not valid JSON" in outcomes[ENGLISH].message
+    view = public_view(load_archive(archive))
+    (failed,) = [o for o in view.report if o.slug == ENGLISH]
+    assert failed.status == "failed" and "not valid JSON" in failed.message
+    outcomes = {o.slug: o for o in index_archive(view)}
+    assert outcomes[ENGLISH].status == "removed"
     assert {outcomes[FRENCH].status, outcomes[MIXED].status} == {"up-to-date"}
     assert texts(archive, "country") == []
 
@@ -215,21 +223,21 @@ def test_a_held_index_lock_is_a_clear_error(archive, monkeypatch):
     try:
         write_segments(archive, FRENCH, SEGMENTS[FRENCH][:2])
         with pytest.raises(PodarchiveError, match="another process is writing"):
-            index_archive(load_archive(archive), TODAY)
+            reindex(archive)
     finally:
         lock.release()
-    assert {o.status for o in index_archive(load_archive(archive), TODAY)} == {"indexed", "up-to-date"}
+    assert {o.status for o in reindex(archive)} == {"indexed", "up-to-date"}
 
 
 def test_a_rebuilt_index_gives_the_same_results(archive):
     write_segments(archive, MIXED, [*SEGMENTS[MIXED], ("Free of charge, granted.", "", "en")])
-    index_archive(load_archive(archive), TODAY)
+    reindex(archive)
     queries = ["liberation", '"chanteuse libre"', "country", "granted", "chanteuse libre"]
     before = [search(archive, query) for query in queries]
     shutil.rmtree(archive / ENGINE_DIR)
-    index_archive(load_archive(archive), TODAY)
+    reindex(archive)
     assert [search(archive, query) for query in queries] == before
-    index_archive(load_archive(archive), TODAY, rebuild=True)
+    reindex(archive, rebuild=True)
     assert [search(archive, query) for query in queries] == before
 
 
@@ -266,7 +274,7 @@ def test_redacted_names_never_reach_the_index(archive):
     write_segments(archive, FRENCH, [*SEGMENTS[FRENCH],
                                        ("Je parle avec CÉLESTINE dupre demain matin.", "Anne", "fr"),
                                        ("Célestine Dupré, chanteuse libre.", "Célestine Dupré", "fr")])
-    outcomes = {o.slug: o.status for o in index_archive(load_archive(archive), TODAY)}
+    outcomes = {o.slug: o.status for o in reindex(archive)}
     assert outcomes[FRENCH] == "indexed"
     for query in ("celestine", "Célestine", "dupre", "DUPRÉ", '"celestine dupre"', "redacted"):
         assert texts(archive, query) == []
@@ -303,7 +311,7 @@ def reference_time(root: Path, slug: str, phrase: str) -> float:
 ])
 def test_phrases_of_the_bundled_episodes_are_found_where_they_are_said(transcribed_archive, slug, phrase):
     root, _ = transcribed_archive
-    outcomes = index_archive(load_archive(root), TODAY)
+    outcomes = reindex(root)
     assert {o.status for o in outcomes} <= {"indexed", "up-to-date"}
     hits = search(root, f'"{phrase}"')
     assert hits and hits[0]["episode"] == slug

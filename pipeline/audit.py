@@ -1,0 +1,215 @@
+"""`check`'s privacy audit: an auditor that trusts none of the stages that wrote feed/ and index/.
+
+It reads every file under feed/ and index/ itself (as bytes; markup, entities and
+JSON escapes undone too), folds it as the matcher folds, and looks for:
+
+- any withheld name, as ``redaction`` finds it;
+- any sequence of six words (fewer for a shorter text, three at least) of what may
+  not be published: the transcripts, titles and descriptions of unpublished episodes,
+  and the restricted passages of published ones, less the sequences the public view
+  itself says;
+- any file or URL of an episode that may not be published, and any index entry of one;
+- sound where the published mp3 must be silent (its level over every span the gate
+  silences).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from mutagen import MutagenError, id3
+
+from . import layout
+from .archive import Archive, Episode, read_transcript
+from .audio import decode, probe
+from .errors import PodarchiveError
+from .privacy import PublicView, withheld_terms
+from .redaction import Matcher, pieces
+
+SEQUENCE_WORDS = 6
+SHORTEST_SEQUENCE = 3
+# Louder than this over a span the gate silences, the name or passage can be heard.
+AUDIBLE_DBFS = -50.0
+# mp3 frames smear a little sound across a span's edges: those are not listened to.
+EDGE_SECONDS = 0.03
+_AUDIT_RATE = 16000
+_TAG = re.compile(r"<[^>]*>")
+
+Sequence = tuple[str, ...]
+
+
+def audit(archive: Archive, view: PublicView) -> list[PodarchiveError]:
+    """Every published byte that breaks a promise, as one problem per file and cause."""
+    root = archive.root
+    matcher = Matcher(withheld_terms(archive))
+    private = _private_sequences(archive, view)
+    sizes = sorted({len(sequence) for sequence in private})
+    hidden = sorted({e.slug for e in archive.episodes} - view.slugs)
+    urls = re.compile(r"episodes/(" + "|".join(map(re.escape, hidden)) + r")(?![a-z0-9-])") if hidden else None
+    problems = _unpublishable_files(view)
+    for path in _published_files(root):
+        found: dict[str, None] = {}
+        for text in _readable_texts(path):
+            for match in matcher.find(text):
+                found[f"contains redacted term {match.term.text!r}"] = None
+            words = [piece.folded for piece in pieces(text)]
+            for size in sizes:
+                for first in range(len(words) - size + 1):
+                    what = private.get(tuple(words[first:first + size]))
+                    if what:
+                        found[f"contains {what}"] = None
+            if urls:
+                for slug in urls.findall(text):
+                    found[f"links to unpublished episode {slug}"] = None
+        problems += [PodarchiveError(path, "privacy", message) for message in found]
+    return problems + _audible(view)
+
+
+def _published_files(root: Path) -> Iterator[Path]:
+    for folder in (layout.feed_dir(root), root / layout.INDEX_DIR):
+        if folder.is_dir():
+            yield from sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def _readable_texts(path: Path) -> list[str]:
+    """The text a reader could get out of a published file, in every form it takes."""
+    data = path.read_bytes()
+    if path.suffix == ".mp3":
+        data = _tag_bytes(path, data)  # the rest is sound, which ``_audible`` listens to
+    raw = data.decode("utf-8", errors="ignore")
+    texts = [raw]
+    if path.suffix in (".html", ".xml", ".vtt"):
+        texts += [html.unescape(_TAG.sub(" ", raw)), html.unescape(_TAG.sub("", raw))]
+    if path.suffix == ".json":
+        try:
+            texts.append("\n".join(_strings(json.loads(raw))))
+        except ValueError:
+            pass
+    if path.suffix == ".mp3":
+        try:
+            tags = id3.ID3(path)
+            texts.append("\n".join(str(t) for frame in tags.values() for t in getattr(frame, "text", [])))
+        except (MutagenError, OSError):
+            pass
+    return texts
+
+
+def _tag_bytes(path: Path, data: bytes) -> bytes:
+    """An mp3's ID3v2 tag (at the start) and ID3v1 tag (the last 128 bytes)."""
+    size = 0
+    if data[:3] == b"ID3" and len(data) >= 10:
+        size = 10 + sum((byte & 0x7F) << (7 * (3 - n)) for n, byte in enumerate(data[6:10]))
+    return data[:size] + data[-128:]
+
+
+def _strings(value) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _sequences(text: str, size: int | None = None) -> list[Sequence]:
+    words = [piece.folded for piece in pieces(text)]
+    if len(words) < SHORTEST_SEQUENCE:
+        return []
+    size = size or min(SEQUENCE_WORDS, len(words))
+    return [tuple(words[first:first + size]) for first in range(len(words) - size + 1)]
+
+
+def _private_sequences(archive: Archive, view: PublicView) -> dict[Sequence, str]:
+    """Word sequences that only what may not be published says, and whose they are."""
+    private: dict[Sequence, str] = {}
+    for episode in archive.episodes:
+        if episode.slug in view.slugs:
+            what, texts = f"restricted words of {episode.slug}", _restricted_passages(episode)
+        else:
+            what = f"words of unpublished episode {episode.slug}"
+            texts = [episode.title, episode.description, *_transcript_passages(episode)]
+        for text in texts:
+            for sequence in _sequences(text):
+                private.setdefault(sequence, what)
+    sizes = {len(sequence) for sequence in private}
+    said_in_public = {sequence for text in _public_texts(view) for size in sizes
+                      for sequence in _sequences(text, size)}
+    return {sequence: what for sequence, what in private.items() if sequence not in said_in_public}
+
+
+def _transcript_passages(episode: Episode) -> list[str]:
+    try:
+        transcript = read_transcript(episode.transcript_path)
+    except PodarchiveError:
+        return []
+    return [" ".join(w.text for s in transcript.segments for w in s.words)] if transcript else []
+
+
+def _restricted_passages(episode: Episode) -> list[str]:
+    """The runs of words of a published episode that its restrictions cut."""
+    try:
+        transcript = read_transcript(episode.transcript_path)
+    except PodarchiveError:
+        return []
+    passages: list[list[str]] = [[]]
+    for segment in transcript.segments if transcript else []:
+        for word in segment.words:
+            if segment.restricted or any(word.start < end and start < word.end
+                                         for start, end in episode.restrict):
+                passages[-1].append(word.text)
+            elif passages[-1]:
+                passages.append([])
+    return [" ".join(words) for words in passages if words]
+
+
+def _public_texts(view: PublicView) -> Iterator[str]:
+    archive = view.archive
+    yield from (archive.title, archive.description, archive.author, archive.license or "")
+    for episode in view.episodes:
+        yield from (episode.title, episode.description)
+        yield from (chapter.title for chapter in episode.chapters)
+        yield " ".join(w.text for s in episode.transcript.segments for w in s.words)
+        yield from (s.text for s in episode.transcript.segments if not s.words)
+
+
+def _unpublishable_files(view: PublicView) -> list[PodarchiveError]:
+    problems = []
+    folder = layout.episodes_dir(view.archive.root)
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name not in view.slugs:
+            problems.append(PodarchiveError(path, "privacy", "published files of an episode that "
+                                                             "may not be published now"))
+    return problems
+
+
+def _audible(view: PublicView) -> list[PodarchiveError]:
+    """Spans the gate silences that can be heard in the published mp3."""
+    problems = []
+    for episode in view.episodes:
+        mp3 = layout.audio_file(view.archive.root, episode.slug)
+        if not episode.silence or not mp3.exists():
+            continue
+        try:
+            samples = decode(mp3, probe(mp3), _AUDIT_RATE, stereo=False)[:, 0].astype(np.float64) / 32768
+        except PodarchiveError as error:
+            problems.append(error)
+            continue
+        for start, end in episode.silence:
+            first, last = (round((t) * _AUDIT_RATE) for t in (start + EDGE_SECONDS, end - EDGE_SECONDS))
+            span = samples[max(first, 0):last]
+            if len(span) == 0:
+                continue
+            level = 20 * np.log10(np.sqrt(np.mean(span ** 2)) + 1e-12)
+            if level > AUDIBLE_DBFS:
+                problems.append(PodarchiveError(mp3, "privacy", f"{level:.0f} dBFS from {start:.2f} to "
+                                                                f"{end:.2f} s, where the gate silences a "
+                                                                "withheld name or passage"))
+    return problems

@@ -1,0 +1,69 @@
+"""Where an archive keeps what it derives and publishes, and the public URL of each file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FEED_DIR = Path("feed")
+FEED_FILE = "feed.xml"
+EPISODES_DIR = FEED_DIR / "episodes"
+INDEX_DIR = Path("index")
+ENGINE_DIR = INDEX_DIR / "whoosh"
+AUDIO_FILE = "audio.mp3"
+CHAPTERS_FILE = "chapters.json"
+# The published transcript of each format is transcript.<format>.
+TRANSCRIPT_STEM = "transcript"
+
+
+def feed_dir(root: Path) -> Path:
+    return Path(root) / FEED_DIR
+
+
+def feed_file(root: Path) -> Path:
+    return Path(root) / FEED_DIR / FEED_FILE
+
+
+def episodes_dir(root: Path) -> Path:
+    return Path(root) / EPISODES_DIR
+
+
+def episode_dir(root: Path, slug: str) -> Path:
+    return Path(root) / EPISODES_DIR / slug
+
+
+def transcript_file(root: Path, slug: str, format_name: str) -> Path:
+    return episode_dir(root, slug) / f"{TRANSCRIPT_STEM}.{format_name}"
+
+
+def audio_file(root: Path, slug: str) -> Path:
+    return episode_dir(root, slug) / AUDIO_FILE
+
+
+def engine_dir(root: Path) -> Path:
+    return Path(root) / ENGINE_DIR
+
+
+def public_url(base_url: str, root: Path, path: Path) -> str:
+    """The URL of a file under feed/."""
+    return base_url + Path(path).relative_to(feed_dir(root)).as_posix()
+
+
+def feed_url(base_url: str) -> str:
+    return base_url + FEED_FILE
+
+
+def audio_url(base_url: str, slug: str, at: float | None = None) -> str:
+    moment = f"#t={at:.2f}" if at is not None else ""
+    return f"{base_url}{EPISODES_DIR.relative_to(FEED_DIR).as_posix()}/{slug}/{AUDIO_FILE}{moment}"
+
+
+def segment_url(base_url: str, slug: str, segment: int) -> str:
+    return (f"{base_url}{EPISODES_DIR.relative_to(FEED_DIR).as_posix()}/{slug}/"
+            f"{TRANSCRIPT_STEM}.html#s{segment}")
+
+
+def local_file(root: Path, base_url: str, url: str | None) -> Path | None:
+    """The file under feed/ that a public URL names, if it names one."""
+    if not url or not url.startswith(base_url):
+        return None
+    return feed_dir(root) / url[len(base_url):].split("#", 1)[0]

@@ -1,0 +1,135 @@
+"""Finding a withheld name as a reader would read it: decorated, joined, misspelled."""
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from pipeline.redaction import REDACTED, Matcher, fold, pieces
+
+
+def masked(terms, text):
+    return Matcher(terms).mask(text).text
+
+
+@pytest.mark.parametrize(("term", "text", "expected"), [
+    ("Joannis", "Joannis's work", "[redacted]'s work"),
+    ("Joannis", "Joannis’s work", "[redacted]’s work"),
+    ("Joannis", "JOANNIS’S WORK", "[redacted]’S WORK"),
+    ("Joannis", "the Joannis-Smith report", "the [redacted]-Smith report"),
+    ("Joannis", "« Joannis »", "« [redacted] »"),
+    ("Joannis", "(Joannis) [Joannis] {Joannis} *Joannis* #Joannis",
+     "([redacted]) [[redacted]] {[redacted]} *[redacted]* #[redacted]"),
+    ("Joannis", "Jo\u200bannis and Joa\u00adnnis and Jo\u2060annis", "[redacted] and [redacted] and [redacted]"),
+    ("Joannis", "JoannisSmith and Joannis2024", "[redacted]Smith and [redacted]2024"),
+    ("Joannis", "Joanis said it", "[redacted] said it"),  # whisper's spelling, one letter off
+    ("Joannis", "joannis@example.org", "[redacted]@example.org"),
+    ("Joannis", "Joannisʼs", "[redacted]ʼs"),  # a modifier-letter apostrophe
+    ("Marie Tremblay", "Marie-Tremblay", "[redacted]"),
+    ("Marie Tremblay", "MARIE  TREMBLAY, Marie\nTremblay", "[redacted], [redacted]"),
+    ("Marie Tremblay", "MarieTremblay and marietremblay", "[redacted] and [redacted]"),
+    ("Marie Tremblay", "Marie Tremblé", "[redacted]"),
+    ("Éric Joanis", "d'Eric Joannis, puis Ericjoanis", "d'[redacted], puis [redacted]"),
+    ("Ève", "Ève, EVE et eve", "[redacted], [redacted] et [redacted]"),
+])
+def test_decorated_and_misspelled_names_are_found(term, text, expected):
+    assert masked([term], text) == expected
+
+
+@pytest.mark.parametrize(("term", "text"), [
+    ("François", "le français et l'anglais"),  # a near form must be written as a name
+    ("Ann", "Annual reports and annotations"),  # short names: whole pieces only
+    ("Dumais", "du mais"),  # pieces with a space between are not glued
+    ("Marie Tremblay", "Marie a tremblé"),
+    ("Joannis", "Joannises"),  # two letters off is too far for a name of seven
+    ("...", "a text"),  # a term without a word masks nothing
+])
+def test_words_that_only_look_like_a_name_stay(term, text):
+    assert masked([term], text) == text
+
+
+def test_fold_is_case_accent_ligature_and_invisible_insensitive():
+    assert fold("Ça, LIBÉRATION") == "ca, liberation"
+    assert fold("Œuvre\u200b") == "oeuvre"
+    assert [p.folded for p in pieces("O'Brien-Smith EricJoanis")] == ["o", "brien", "smith", "eric", "joanis"]
+
+
+def test_the_report_names_each_form_and_its_term():
+    result = Matcher(["Joannis", "Marie Tremblay"]).mask("Joanis met Marie-Tremblay and Joannis's son")
+    assert result.forms == ["Joanis", "Marie-Tremblay", "Joannis"]
+    assert result.terms == {"Joannis", "Marie Tremblay"}
+
+
+# --- Properties ------------------------------------------------------------------------
+
+LETTERS = "abcdefghijklmnopqrstuvwxyzéèàçôîïüñ"
+# Filler words: none of them can hold a generated name's part, which the test assumes away.
+FILLER = ["le", "la", "et", "mais", "the", "and", "work", "voice", "river", "parle", "said", "avec",
+          "forêt", "ville", "école", "question", "night", "told", "us", "de", "un"]
+APOSTROPHES = ["'", "’", "ʼ", "‘", "`", "´", "＇"]
+DASHES = ["-", "‐", "‑", "–", "—", "−", "_"]
+INVISIBLE = ["\u200b", "\u00ad", "\u2060", "\ufeff", "\u200c", "\u200d", "\u200e"]
+QUOTES = [('"', '"'), ("«\u00a0", "\u00a0»"), ("“", "”"), ("(", ")"), ("[", "]"), ("<", ">"), ("*", "*")]
+
+name_part = st.text(LETTERS, min_size=2, max_size=10).map(str.capitalize)
+names = st.lists(name_part, min_size=1, max_size=3).map(" ".join)
+
+
+@st.composite
+def decorated(draw, name: str) -> str:
+    """``name`` as it may be written around and inside a sentence."""
+    parts = name.split()
+    case = draw(st.sampled_from([str, str.upper, str.lower, str.title]))
+    parts = [case(part) for part in parts]
+    if draw(st.booleans()):  # an invisible character inside a part
+        index = draw(st.integers(0, len(parts) - 1))
+        cut = draw(st.integers(1, len(parts[index]) - 1))
+        parts[index] = parts[index][:cut] + draw(st.sampled_from(INVISIBLE)) + parts[index][cut:]
+    joiner = draw(st.sampled_from([" ", "  ", "\u00a0", "\n", *DASHES, ""]))
+    text = joiner.join(parts)
+    if draw(st.booleans()):
+        text += draw(st.sampled_from(APOSTROPHES)) + draw(st.sampled_from(["s", "S", ""]))
+    if draw(st.booleans()):
+        text += draw(st.sampled_from(DASHES)) + draw(st.sampled_from(["Smith", "jr", "2024"]))
+    if draw(st.booleans()):
+        opening, closing = draw(st.sampled_from(QUOTES))
+        text = opening + text + closing
+    return text
+
+
+def assume_name_is_distinct(name: str) -> list[str]:
+    parts = [fold(part) for part in name.split()]
+    for part in parts:
+        assume(len(part) >= 2)
+        assume(all(part not in fold(word) for word in FILLER))
+        assume(part not in fold(REDACTED) and part not in "smith jr")
+    return parts
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), name=names)
+def test_a_decorated_name_never_survives_masking(data, name):
+    parts = assume_name_is_distinct(name)
+    words = data.draw(st.lists(st.sampled_from(FILLER), min_size=0, max_size=12))
+    position = data.draw(st.integers(0, len(words)))
+    form = data.draw(decorated(name))
+    text = " ".join([*words[:position], form, *words[position:]])
+    result = fold(masked([name], text))
+    for part in parts:
+        assert part not in result, (text, result)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), name=name_part)
+def test_a_name_written_a_letter_off_is_found_too(data, name):
+    parts = assume_name_is_distinct(name)
+    assume(len(parts[0]) >= 6)
+    index = data.draw(st.integers(1, len(name) - 1))
+    letter = data.draw(st.sampled_from(LETTERS))
+    misspelled = data.draw(st.sampled_from([
+        name[:index] + letter + name[index + 1:],  # substituted
+        name[:index] + letter + name[index:],  # inserted
+        name[:index] + name[index + 1:],  # dropped
+    ]))
+    assume(len(misspelled) >= 2)
+    text = f"the river {misspelled} said"
+    assert fold(misspelled) not in fold(masked([name], text))
