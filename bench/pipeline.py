@@ -9,7 +9,6 @@ user runs it (a new process: imports included) when nothing has changed.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -21,21 +20,30 @@ from pathlib import Path
 # shadow the pipeline package itself.
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-from pipeline import align, build, feed, formats, search, transcribe
+from pipeline import align, build, feed, formats, privacy, search, transcribe
 from pipeline.archive import load_archive
 from pipeline.embedded_model import resolve_model
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def stages(archive, today):
-    """The stages of `run`, in order, as (name, thunk)."""
+def stages(archive):
+    """The stages of `run`, in order, as (name, thunk); the gate's view is made after align."""
+    views = []
+
+    def gate():
+        views.append(privacy.public_view(archive))
+        return views[-1].report
+
     return [
         ("transcribe", lambda: transcribe.transcribe_archive(archive, archive.episodes)),
         ("align", lambda: align.align_archive(archive.episodes)),
-        ("render", lambda: formats.render_archive(archive, today)),
-        ("index", lambda: search.index_archive(archive, today)),
-        ("feed", lambda: feed.publish_archive(archive, today)),
+        ("gate", gate),
+        ("withdraw", lambda: [*formats.withdraw_folders(views[-1]), *feed.withdraw(views[-1]),
+                              *search.withdraw_from_index(views[-1])]),
+        ("render", lambda: formats.render_archive(views[-1])),
+        ("index", lambda: search.index_archive(views[-1])),
+        ("feed", lambda: feed.publish_archive(views[-1])),
     ]
 
 
@@ -51,12 +59,11 @@ def main() -> None:
                 shutil.copytree(episode, root / "episodes" / episode.name,
                                 ignore=shutil.ignore_patterns("transcript.json"))
         archive = load_archive(root)
-        today = dt.date.today()
         print(f"bundled archive: {len(archive.episodes)} episodes\n")
         print(f"{'stage':12} {'seconds':>8}")
         total = 0.0
         with build.locked(root):
-            for name, step in stages(archive, today):
+            for name, step in stages(archive):
                 started = time.monotonic()
                 outcomes = step()
                 seconds = time.monotonic() - started

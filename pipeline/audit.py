@@ -4,10 +4,10 @@ It reads every file under feed/ and index/ itself (as bytes; markup, entities an
 JSON escapes undone too), folds it as the matcher folds, and looks for:
 
 - any withheld name, as ``redaction`` finds it;
-- any sequence of six words (fewer for a shorter text, three at least) of what may
-  not be published: the transcripts, titles and descriptions of unpublished episodes,
-  and the restricted passages of published ones, less the sequences the public view
-  itself says;
+- any sequence of six words of what may not be published (a segment, title or passage
+  shorter than that whole, from three words): the transcripts, titles and descriptions
+  of unpublished episodes, and the restricted passages of published ones, less the
+  sequences the public view itself says;
 - any file or URL of an episode that may not be published, and any index entry of one;
 - sound where the published mp3 must be silent (its level over every span the gate
   silences).
@@ -146,11 +146,16 @@ def _private_sequences(archive: Archive, view: PublicView) -> dict[Sequence, str
 
 
 def _transcript_passages(episode: Episode) -> list[str]:
+    """The whole transcript as one passage, and each short segment on its own: a passage
+    shorter than six words is looked for whole."""
     try:
         transcript = read_transcript(episode.transcript_path)
     except PodarchiveError:
         return []
-    return [" ".join(w.text for s in transcript.segments for w in s.words)] if transcript else []
+    if transcript is None:
+        return []
+    segments = [" ".join(w.text for w in s.words) or s.text for s in transcript.segments]
+    return [" ".join(segments), *segments]
 
 
 def _restricted_passages(episode: Episode) -> list[str]:

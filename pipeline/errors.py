@@ -14,6 +14,10 @@ class PodarchiveError(Exception):
         self.field = field
         self.message = message
 
+    def noting(self, note: str) -> PodarchiveError:
+        """The same problem, with what was done about it."""
+        return PodarchiveError(self.path, self.field, f"{self.message} ({note})")
+
     def located(self, root: Path | None = None) -> str:
         """The message with its path shown relative to ``root`` when it lies inside it."""
         shown = self.path

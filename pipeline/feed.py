@@ -230,8 +230,8 @@ def publish_archive(view: PublicView) -> list[Outcome]:
             kept = as_podarchive_error(error, episode.audio)
         listed.append((episode, _in_place(archive, episode)))
         if kept is not None:
-            return Outcome(episode.slug, "failed", f"{kept} (the audio published before stays)",
-                           error=kept)
+            kept = kept.noting("the audio published before stays")
+            return Outcome(episode.slug, "failed", str(kept), error=kept)
         return Outcome(episode.slug, "published" if changed else "up-to-date")
 
     outcomes = each_episode(view, publish)
@@ -283,8 +283,10 @@ def _write_feed(view: PublicView, listed: list[tuple[PublicEpisode, PublishedAud
         return []
     except Exception as error:  # noqa: BLE001 - the previous feed.xml stays, if it may
         failure = as_podarchive_error(error, path)
-        return [Outcome(layout.FEED_FILE, "failed", str(failure), error=failure),
-                *_withdraw_previous_feed(view, path)]
+        removed = _withdraw_previous_feed(view, path)
+        if path.exists():
+            failure = failure.noting("the previous feed.xml stays")
+        return [Outcome(layout.FEED_FILE, "failed", str(failure), error=failure), *removed]
 
 
 def _withdraw_previous_feed(view: PublicView, path: Path) -> list[Outcome]:

@@ -1,6 +1,7 @@
 import json
 import re
 import shutil
+import zlib
 from pathlib import Path
 
 import jiwer
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 from pipeline.archive import load_episode
 from pipeline.cli import cli
 from pipeline.model import Transcript
+from pipeline.redaction import fold
 from pipeline.storage import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +52,30 @@ def write_transcript(root: Path, slug: str, segments: list, *, language: str = "
     transcript.timing_sha256 = transcript.words_digest()
     episode.transcript_path.write_text(json.dumps(transcript.to_json(), ensure_ascii=False), "utf-8")
     return transcript
+
+
+def raw_index_bytes(root: Path) -> bytes:
+    """Every file under index/, with any zlib streams found in it inflated too."""
+    chunks = []
+    for path in (root / "index").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            chunks.append(data)
+            for start in range(len(data) - 1):
+                if data[start] == 0x78 and data[start + 1] in (0x01, 0x5E, 0x9C, 0xDA):
+                    try:
+                        chunks.append(zlib.decompressobj().decompress(data[start:]))
+                    except zlib.error:
+                        pass
+    return b"\n".join(chunks).lower()
+
+
+def published_texts(root: Path):
+    """(path, folded text) of every file under feed/ and index/: what the world may read."""
+    for folder in ("feed", "index"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                yield path, fold(path.read_bytes().decode("utf-8", errors="ignore"))
 
 
 @pytest.fixture(autouse=True)

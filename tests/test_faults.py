@@ -105,3 +105,100 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, environment, referenc
     assert temporaries(root) == []
     for query in ("consulat", '"the horizon"', "conseiller"):
         assert search(root, query) == search(reference_root, query)
+
+
+# --- Publishing is all or previous: a full disk or a missing ffmpeg keeps the good feed ----
+
+
+def hand_made_archive(root):
+    from pipeline.model import Segment, Word
+
+    from conftest import write_transcript
+
+    copy_archive(root, slugs=["kennedy-inaugural-1961", "conservateur-des-eaux-et-forets"])
+    for slug, said in (("kennedy-inaugural-1961", ["ask", "not", "what"]),
+                       ("conservateur-des-eaux-et-forets", ["sous", "le", "consulat"])):
+        words = [Word(w, 0.5 + n * 0.5, 0.9 + n * 0.5, 0.9) for n, w in enumerate(said)]
+        write_transcript(root, slug, [Segment(0, 0.5, 2.0, "", "", "en", words)])
+    return root
+
+
+def invoke(root, command):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    return CliRunner().invoke(cli, ["--archive", str(root), command])
+
+
+def retitle(root, slug, title):
+    toml = root / "episodes" / slug / "episode.toml"
+    lines = toml.read_text("utf-8").splitlines()
+    toml.write_text("\n".join(f'title = "{title}"' if line.startswith("title = ") else line
+                              for line in lines) + "\n", "utf-8")
+
+
+def feed_items(root):
+    import feedparser
+
+    return sorted(entry.title for entry in feedparser.parse((root / "feed/feed.xml").read_bytes()).entries)
+
+
+def test_without_ffmpeg_the_previous_audio_and_feed_stay(tmp_path, monkeypatch):
+    root = hand_made_archive(tmp_path / "a")
+    assert invoke(root, "feed").exit_code == 0
+    mp3 = root / "feed/episodes/kennedy-inaugural-1961/audio.mp3"
+    before = mp3.read_bytes()
+    retitle(root, "kennedy-inaugural-1961", "Ask not, again")  # the tags change: a new mp3 is due
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    result = invoke(root, "feed")
+    assert result.exit_code == 1
+    assert "ffmpeg is not installed" in result.stderr and "(the audio published before stays)" in result.stderr
+    assert mp3.read_bytes() == before
+    assert feed_items(root) == ["Ask not, again", "Conservateur des eaux et forêts"]
+    # Now the mp3 must change for consent: the one published before may not stay.
+    toml = root / "episodes/kennedy-inaugural-1961/episode.toml"
+    toml.write_text('redact = ["what"]\n' + toml.read_text("utf-8"), "utf-8")
+    result = invoke(root, "feed")
+    assert result.exit_code == 1
+    assert "kennedy-inaugural-1961: withdrawn (audio.mp3 removed" in result.stdout
+    assert not mp3.exists()
+    assert feed_items(root) == ["Conservateur des eaux et forêts"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB file system of its own (needs root; skipped elsewhere)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
+                                           capture_output=True, check=False).returncode != 0:
+        pytest.skip("mounting a small file system needs root")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_keeps_the_previous_feed(small_disk):
+    root = hand_made_archive(small_disk / "a")
+    assert invoke(root, "feed").exit_code == 0
+    published = {p: p.read_bytes() for p in (root / "feed").rglob("*") if p.is_file()}
+    retitle(root, "kennedy-inaugural-1961", "Ask not, again")
+    with open(small_disk / "filler", "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * (1 << 16))
+                filler.flush()
+        except OSError:
+            pass
+        result = invoke(root, "feed")
+    assert result.exit_code == 1
+    assert "No space left on device" in result.stderr
+    assert {p: p.read_bytes() for p in (root / "feed").rglob("*") if p.is_file()} == published
+    assert feed_items(root) == ["Ask not what your country can do for you", "Conservateur des eaux et forêts"]
+    assert temporaries(root) == []
+    (small_disk / "filler").unlink()
+    assert invoke(root, "feed").exit_code == 0
+    assert feed_items(root) == ["Ask not, again", "Conservateur des eaux et forêts"]

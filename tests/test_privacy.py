@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from names import FILLER, assume_name_is_distinct, decorated, names
 from pydub import AudioSegment
 
 from pipeline.archive import load_archive, read_transcript
@@ -28,9 +31,9 @@ from pipeline.formats import render_archive
 from pipeline.model import Segment, Word
 from pipeline.privacy import public_view, publishable
 from pipeline.redaction import fold
-from pipeline.search import index_archive
+from pipeline.search import index_archive, search
 
-from conftest import REPO, copy_archive, write_transcript
+from conftest import REPO, copy_archive, published_texts, raw_index_bytes, write_transcript
 
 NOW = dt.datetime.now(dt.UTC)
 TOMORROW = (NOW + dt.timedelta(days=1)).date()
@@ -58,14 +61,6 @@ def set_archive_toml(root, replace):
         assert old in text, old
         text = text.replace(old, new)
     path.write_text(text, "utf-8")
-
-
-def published_texts(root):
-    """(path, folded text) of every file under feed/ and index/: what the world may read."""
-    for folder in ("feed", "index"):
-        for path in sorted((root / folder).rglob("*")):
-            if path.is_file():
-                yield path, fold(path.read_bytes().decode("utf-8", errors="ignore"))
 
 
 def assert_published_nowhere(root, *needles):
@@ -294,6 +289,94 @@ def test_a_term_that_matches_nothing_is_reported(kennedy):
         in result.stdout
 
 
+# --- Properties: whatever a name looks like and wherever it is, no published byte says it -------
+
+METADATA_FIELDS = ["title", "description", "chapter", "person", "archive title", "archive description",
+                   "archive author", "archive license", "owner name"]
+
+
+@pytest.fixture(scope="module")
+def property_archive(tmp_path_factory):
+    return copy_archive(tmp_path_factory.mktemp("property") / "a", slugs=[KENNEDY])
+
+
+def toml_string(text):
+    return json.dumps(text, ensure_ascii=False)
+
+
+def publish_in_memory(root, *, words, boundary, field, form, name):
+    """Write the example's episode.toml, archive.toml and transcript, and return every
+    byte the publishing stages would write from the public view, and the view."""
+    fields = {key: "Plain words" for key in METADATA_FIELDS}
+    if field is not None:
+        fields[field] = f"Plain {form} words"
+    (root / "archive.toml").write_text(
+        f"title = {toml_string(fields['archive title'])}\n"
+        f"description = {toml_string(fields['archive description'])}\n"
+        f"author = {toml_string(fields['archive author'])}\n"
+        f"license = {toml_string(fields['archive license'])}\n"
+        f'owner = {{ name = {toml_string(fields["owner name"])}, email = "owner@example.org" }}\n'
+        'language = "en"\nbase_url = "https://example.org/a/"\n'
+        f"redact = [{toml_string(name)}]\n", "utf-8")
+    (root / "episodes" / KENNEDY / "episode.toml").write_text(
+        f"title = {toml_string(fields['title'])}\ndate = 2025-01-20\nlanguage = \"en\"\n"
+        f'audio = "jfk.flac"\ndescription = {toml_string(fields["description"])}\n'
+        f"[[chapters]]\nstart = 0.0\ntitle = {toml_string(fields['chapter'])}\n"
+        f"[[persons]]\nname = {toml_string(fields['person'])}\n", "utf-8")
+    texts = [" ".join(words[:boundary]) or "river", " ".join(words[boundary:]) or "river"]
+    hand_made(root, KENNEDY, texts, word_seconds=0.2)
+    view = public_view(load_archive(root))
+    from pipeline.align import build_cues
+    from pipeline.enclosure import PublishedAudio
+    from pipeline.feed import build_feed, chapters_json
+    from pipeline.formats import WRITERS, Document, paragraphs
+    from pipeline.search import _WhooshBatch, episode_documents
+
+    (episode,) = view.episodes
+    doc = Document(view.archive, episode, build_cues(episode.transcript), paragraphs(episode.transcript))
+    published = [writer(doc).encode() for writer in WRITERS.values()]
+    published.append(build_feed(view.archive, [(episode, PublishedAudio(root / "feed/x.mp3", 1000, 11.0))]))
+    published.append(chapters_json(episode).encode())
+    published += [json.dumps(_WhooshBatch._fields(d), ensure_ascii=False).encode()
+                  for d in episode_documents(episode)]
+    return fold(b"\n".join(published).decode()), view
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data(), name=names)
+def test_no_published_byte_says_a_withheld_name_wherever_it_is(property_archive, data, name):
+    root = property_archive
+    parts = assume_name_is_distinct(name)
+    for part in parts:
+        assume(len(part) >= 3)
+    form = data.draw(decorated(name))
+    words = data.draw(st.lists(st.sampled_from(FILLER), min_size=2, max_size=10))
+    field = data.draw(st.sampled_from([None, *METADATA_FIELDS]))  # None: in the words
+    if field is not None:
+        form = form.replace("\n", " ")  # these fields are one line
+    position = data.draw(st.integers(0, len(words)))
+    spoken = form.split() if field is None else []
+    said = [*words[:position], *spoken, *words[position:]]
+    # The name may straddle two segments.
+    boundary = data.draw(st.integers(0, len(said)))
+    baseline, _ = publish_in_memory(root, words=words, boundary=min(boundary, len(words)), field=None,
+                                    form="", name=name)
+    for part in parts:
+        assume(part not in baseline)  # the boilerplate itself does not hold it
+    published, view = publish_in_memory(root, words=said, boundary=boundary, field=field, form=form,
+                                        name=name)
+    for part in parts:
+        assert part not in published, (form, field)
+    if field is None:
+        (episode,) = view.episodes
+        private = [w for s in read_transcript(root / "episodes" / KENNEDY / "transcript.json").segments
+                   for w in s.words]
+        for word in private:
+            if any(part in fold(word.text) for part in parts):
+                assert any(a <= word.start and word.end <= b for a, b in episode.silence), word
+
+
 # --- Only the archive's own files ---------------------------------------------------------
 
 
@@ -340,6 +423,27 @@ def test_a_dropped_in_transcript_that_links_outside_is_refused(kennedy, tmp_path
     assert result.exit_code == 1 and "transcript.txt: leads to" in result.stderr
 
 
+def test_check_finds_short_passages_of_unpublished_episodes(kennedy):
+    hand_made(kennedy, KENNEDY, ["Tout est confidentiel ici", "and so my fellow Americans",
+                                 "the secret plan for Monday night"])
+    set_toml(kennedy, KENNEDY, "restrict = [[4.0, 60.0]]\n")  # the third segment
+    assert invoke(kennedy, "render").exit_code == 0
+    (kennedy / "feed/plan.txt").write_text("Their plan: the SECRET plan, for Monday night.", "utf-8")
+    assert invoke(kennedy, "check").exit_code == 1
+    set_toml(kennedy, KENNEDY, 'status = "restricted"\n')
+    assert invoke(kennedy, "render").exit_code == 0
+    (kennedy / "feed/stray.txt").write_text("« Tout est confidentiel, ici. »", "utf-8")
+    result = invoke(kennedy, "check")
+    assert result.exit_code == 1
+    assert f"feed/plan.txt: privacy: contains words of unpublished episode {KENNEDY}" in result.stderr
+    assert f"feed/stray.txt: privacy: contains words of unpublished episode {KENNEDY}" in result.stderr
+    set_toml(kennedy, KENNEDY, replace={'status = "restricted"\n': ""})
+    assert invoke(kennedy, "render").exit_code == 0
+    result = invoke(kennedy, "check")
+    assert f"feed/plan.txt: privacy: contains restricted words of {KENNEDY}" in result.stderr
+    assert "feed/stray.txt" not in result.stderr  # public again: its words may be published
+
+
 # --- Publishing stages read the public view, nothing else ------------------------------------
 
 
@@ -373,3 +477,185 @@ def test_the_import_contracts_hold():
     finished = subprocess.run([str(lint_imports)], cwd=REPO, capture_output=True, text=True, check=False)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert "Contracts: 1 kept, 0 broken" in finished.stdout
+
+
+# --- On real speech: the bundled archive, transcribed once per test run -------------------
+
+
+def copy_transcribed(transcribed_archive, target, slugs=None):
+    source, _ = transcribed_archive
+    ignored = ["feed", "index", ".podarchive.lock"]
+    if slugs is not None:
+        ignored += [folder.name for folder in (source / "episodes").iterdir() if folder.name not in slugs]
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*ignored))
+    return target
+
+
+@pytest.fixture
+def consent_archive(transcribed_archive, tmp_path):
+    """The bundled archive, transcribed, with promises to keep: one episode restricted,
+    one embargoed until tomorrow, and a name really spoken in a public one withheld."""
+    root = copy_transcribed(transcribed_archive, tmp_path / "consent")
+    set_toml(root, KENNEDY, 'status = "restricted"\n')
+    set_toml(root, FOREST, f'status = "embargoed"\nembargo_until = {TOMORROW}\n')
+    # A producer names the folder of a testimony without the name it withholds.
+    (root / "episodes" / EJ).rename(root / "episodes/interview-cnrc")
+    set_toml(root, "interview-cnrc", 'redact = ["Éric Joanis"]\n')
+    result = invoke(root, "run")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.mark.model
+def test_no_published_byte_holds_a_promise_broken(consent_archive):
+    root = consent_archive
+    assert not (root / "feed/episodes" / KENNEDY).exists()
+    assert not (root / "feed/episodes" / FOREST).exists()
+    assert_published_nowhere(root, "joanis", "ask not what your country", "my fellow americans",
+                             "conservateur des eaux", "kennedy-inaugural", "conservateur-des-eaux")
+    raw = raw_index_bytes(root)
+    for needle in (b"joanis", b"fellow", b"conservateur"):
+        assert needle not in raw, needle
+    html = (root / "feed/episodes/interview-cnrc/transcript.html").read_text("utf-8")
+    assert "je m&#39;appelle [redacted]" in html
+    assert "Joanis," in [w.text for w in words_of(root, "interview-cnrc")]  # the producers keep the words
+    result = invoke(root, "check")
+    assert result.exit_code == 0, result.output
+    for query in ("Joanis", "joanis", "JOANÍS", '"Éric Joanis"', "ask not", "conservateur", "horizon"):
+        found = [hit["episode"] for hit in search(root, query)]
+        assert found == [] or (query == "horizon" and found == [STEREO]), (query, found)
+    assert search(root, "programmateur OR programmable")  # the rest of the testimony is found
+
+
+@pytest.mark.model
+def test_the_withheld_name_is_silent_in_the_published_mp3(consent_archive):
+    root = consent_archive
+    words = words_of(root, "interview-cnrc")
+    first = next(i for i, w in enumerate(words) if fold(w.text) == "eric")
+    start, end = words[first].start, words[first + 1].end
+    mp3 = root / "feed/episodes/interview-cnrc/audio.mp3"
+    silent, spoken = level_dbfs(mp3, start, end), level_dbfs(mp3, 2.9, 4.0)
+    print(f"withheld span {start:.2f}-{end:.2f} s: {silent:.1f} dBFS; speech after it: {spoken:.1f} dBFS")
+    assert silent < -60 and spoken > -35
+
+
+@pytest.mark.model
+def test_whispers_misspelling_of_a_withheld_name_is_masked_and_silenced(transcribed_archive, tmp_path):
+    root = copy_transcribed(transcribed_archive, tmp_path / "a", slugs=[EJ])
+    (root / "episodes" / EJ).rename(root / "episodes/interview")
+    set_toml(root, "interview", 'redact = ["Joannis"]\n')  # whisper hears and writes "Joanis"
+    result = invoke(root, "run")
+    assert result.exit_code == 0, result.output
+    assert "privacy interview: masked ('Joanis'" in result.stdout
+    assert_published_nowhere(root, "joanis", "joannis")
+    assert b"joanis" not in raw_index_bytes(root)
+    mp3 = root / "feed/episodes/interview/audio.mp3"
+    for word in (w for w in words_of(root, "interview") if fold(w.text).startswith("joanis")):
+        assert level_dbfs(mp3, word.start, word.end) < -60, word
+    assert invoke(root, "check").exit_code == 0
+
+
+@pytest.mark.model
+def test_a_restricted_segment_is_cut_and_silenced(consent_archive):
+    root = consent_archive
+    path = root / "episodes/interview-cnrc/transcript.json"
+    data = json.loads(path.read_text("utf-8"))
+    segment = next(s for s in data["segments"] if "produire" in s["text"])
+    segment["restricted"] = True
+    path.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    assert search(root, "produire") == []  # the gate is asked before the index is updated
+    assert invoke(root, "run").exit_code == 0
+    for name in ("transcript.vtt", "transcript.srt", "transcript.txt", "transcript.json", "transcript.html"):
+        assert "produire" not in (root / "feed/episodes/interview-cnrc" / name).read_text("utf-8")
+    assert b"produire" not in raw_index_bytes(root)
+    mp3 = root / "feed/episodes/interview-cnrc/audio.mp3"
+    assert level_dbfs(mp3, segment["start"] + 0.05, segment["end"] - 0.05) < -60
+    assert search(root, "programmateur")  # the rest of the episode is searchable again
+
+
+@pytest.mark.model
+def test_check_audits_every_published_byte(consent_archive, transcribed_archive, tmp_path):
+    root = consent_archive
+    page = root / "feed/episodes/interview-cnrc/transcript.txt"
+    page.write_text(page.read_text("utf-8") + "\nÉRIC-JOANIS’s\n", "utf-8")
+    (root / "feed/stray.txt").write_text("And so, my fellow Americans, ask not what your country can do",
+                                         "utf-8")
+    (root / "feed/title.html").write_text("<p>Ask&#160;not <b>what</b> your country can do</p>", "utf-8")
+    (root / "feed/link.txt").write_text(f"https://example.org/podarchive/episodes/{FOREST}/", "utf-8")
+    # The published mp3 replaced by one where the withheld name can be heard.
+    unsilenced = tmp_path / "unsilenced"
+    copy_transcribed(transcribed_archive, unsilenced, slugs=[EJ])
+    assert invoke(unsilenced, "run").exit_code == 0
+    shutil.copy(unsilenced / "feed/episodes" / EJ / "audio.mp3", root / "feed/episodes/interview-cnrc/audio.mp3")
+    result = invoke(root, "check")
+    assert result.exit_code == 1
+    for expected in (
+        "feed/episodes/interview-cnrc/transcript.txt: privacy: contains redacted term 'Éric Joanis'",
+        f"feed/stray.txt: privacy: contains words of unpublished episode {KENNEDY}",
+        f"feed/title.html: privacy: contains words of unpublished episode {KENNEDY}",
+        f"feed/link.txt: privacy: links to unpublished episode {FOREST}",
+        "feed/episodes/interview-cnrc/audio.mp3: privacy: ",
+    ):
+        assert expected in result.stderr, (expected, result.stderr)
+    assert "where the gate silences a withheld name or passage" in result.stderr
+
+
+
+@pytest.mark.model
+def test_an_episode_restricted_after_publication_is_withdrawn_everywhere(consent_archive):
+    root = consent_archive
+    assert (root / "feed/episodes" / STEREO / "audio.mp3").exists()
+    assert search(root, '"the horizon"')
+    set_toml(root, STEREO, 'status = "restricted"\n')
+    assert search(root, '"the horizon"') == []  # asked at query time, before any command runs
+    result = invoke(root, "feed")  # the feed alone withdraws it from everything
+    assert result.exit_code == 0, result.output
+    assert f"{STEREO}: withdrawn (removed from feed/)" in result.stdout
+    assert not (root / "feed/episodes" / STEREO).exists()
+    assert STEREO not in (root / "feed/feed.xml").read_text("utf-8")
+    assert_published_nowhere(root, "the horizon seems extremely distant", "horizon")
+    assert b"horizon" not in raw_index_bytes(root)  # not even as a deleted document
+    assert invoke(root, "check").exit_code == 0
+
+
+@pytest.mark.model
+def test_a_name_withheld_later_leaves_no_byte_in_the_index(consent_archive):
+    root = consent_archive
+    assert b"programmateur" in raw_index_bytes(root)
+    set_archive_toml(root, {"glossary = []": 'glossary = []\nredact = ["Programmateur"]'})
+    assert search(root, "programmateur") == []
+    result = invoke(root, "index")
+    assert result.exit_code == 0, result.output
+    assert b"programmateur" not in raw_index_bytes(root)
+    assert_published_nowhere(root, "programmateur")  # the index command withdrew it from feed/ too
+    assert search(root, '"langues autochtones"')
+    assert invoke(root, "check").exit_code == 0
+
+
+@pytest.mark.model
+def test_one_broken_input_stops_no_other_episodes_withdrawal(transcribed_archive, tmp_path):
+    root = copy_transcribed(transcribed_archive, tmp_path / "a")
+    assert invoke(root, "run").exit_code == 0
+    # In one edit: a NaN word time, a NUL in a title, a damaged index file, and an
+    # episode restricted.
+    path = root / "episodes/mit-licence-en-de/transcript.json"
+    data = json.loads(path.read_text("utf-8"))
+    data["segments"][0]["words"][0]["start"] = float("nan")
+    path.write_text(json.dumps(data), "utf-8")  # Python writes it as NaN, as a hand edit may
+    set_toml(root, STEREO, replace={'title = "Two voices, one per channel"': 'title = "Two voices\\u0000"'})
+    for segment in (root / "index/whoosh").glob("*.seg"):
+        segment.write_bytes(segment.read_bytes()[:100])
+    set_toml(root, KENNEDY, 'status = "restricted"\n')
+    result = invoke(root, "run")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert any(line.startswith("error: episodes/mit-licence-en-de/transcript.json: segments[") for line in errors)
+    assert any(line.startswith(f"error: episodes/{STEREO}/episode.toml: title: holds a control character")
+               for line in errors), errors
+    assert "index/whoosh: rebuilt (a file of the index could not be read" in result.stdout
+    for withdrawn in (KENNEDY, STEREO, "mit-licence-en-de"):  # when in doubt, do not publish
+        assert not (root / "feed/episodes" / withdrawn).exists()
+        assert withdrawn not in (root / "feed/feed.xml").read_text("utf-8")
+    assert b"fellow" not in raw_index_bytes(root) and b"horizon" not in raw_index_bytes(root)
+    assert search(root, "consulat") and search(root, "programmateur")  # the others go on
+    assert (root / "feed/episodes" / FOREST / "audio.mp3").exists()

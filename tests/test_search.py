@@ -1,6 +1,5 @@
 import json
 import shutil
-import zlib
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from pipeline.model import Segment, Word
 from pipeline.privacy import public_view
 from pipeline.search import QueryError, index_archive, search
 
-from conftest import copy_archive, write_transcript
+from conftest import copy_archive, raw_index_bytes, write_transcript
 
 WORD_SECONDS = 0.5
 FIRST_WORD_AT = 10.0
@@ -248,22 +247,6 @@ def every_indexed_text(root: Path) -> str:
                  for term in reader.lexicon(field)]
         stored = [json.dumps(fields, ensure_ascii=False) for fields in reader.all_stored_fields()]
     return " ".join(terms + stored).casefold()
-
-
-def raw_index_bytes(root: Path) -> bytes:
-    """Every file under index/, with any zlib streams found in it inflated too."""
-    chunks = []
-    for path in (root / "index").rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            chunks.append(data)
-            for start in range(len(data) - 1):
-                if data[start] == 0x78 and data[start + 1] in (0x01, 0x5E, 0x9C, 0xDA):
-                    try:
-                        chunks.append(zlib.decompressobj().decompress(data[start:]))
-                    except zlib.error:
-                        pass
-    return b"\n".join(chunks).lower()
 
 
 def test_redacted_names_never_reach_the_index(archive):
