@@ -195,6 +195,20 @@ def main() -> None:
         print(f"incremental    {INCREMENTAL_SEGMENTS}-segment episode added in {added:.2f} s "
               f"[{added / INCREMENTAL_TARGET_S:.2f}x of target < {INCREMENTAL_TARGET_S:g} s]")
         report("phrase after", *latencies_ms(engine, phrase_queries([extra, *episodes], args.queries, rng)))
+
+        corrected = corpus.episode(episodes[1][0].episode, SEGMENTS_PER_EPISODE)
+        began = time.perf_counter()
+        with engine.writing() as batch:
+            batch.replace_episode(corrected[0].episode, "corrected", corrected)
+        print(f"correction     a {SEGMENTS_PER_EPISODE}-segment episode re-indexed in "
+              f"{time.perf_counter() - began:.2f} s (its old documents deleted as whoosh does)")
+        began = time.perf_counter()
+        with engine.writing(expunge=True) as batch:
+            batch.remove_episode(episodes[0][0].episode)
+        withdrawn = time.perf_counter() - began
+        print(f"withdrawal     a {SEGMENTS_PER_EPISODE}-segment episode removed for consent in "
+              f"{withdrawn:.1f} s: every segment file that held deleted documents written anew "
+              f"({total + INCREMENTAL_SEGMENTS} documents)")
         engine.close()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def audit(archive: Archive, view: PublicView) -> list[PodarchiveError]:
     problems = _unpublishable_files(view)
     for path in _published_files(root):
         found: dict[str, None] = {}
-        for text in _readable_texts(path):
+        for text in _readable_texts(path, in_index=path.is_relative_to(root / layout.INDEX_DIR)):
             for match in matcher.find(text):
                 found[f"contains redacted term {match.term.text!r}"] = None
             words = [piece.folded for piece in pieces(text)]
@@ -76,13 +77,16 @@ def _published_files(root: Path) -> Iterator[Path]:
             yield from sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def _readable_texts(path: Path) -> list[str]:
+def _readable_texts(path: Path, *, in_index: bool) -> list[str]:
     """The text a reader could get out of a published file, in every form it takes."""
     data = path.read_bytes()
     if path.suffix == ".mp3":
         data = _tag_bytes(path, data)  # the rest is sound, which ``_audible`` listens to
     raw = data.decode("utf-8", errors="ignore")
     texts = [raw]
+    if in_index:
+        # whoosh deflates each document's stored fields: read them inflated too.
+        texts += [stream.decode("utf-8", errors="ignore") for stream in _deflated_streams(data)]
     if path.suffix in (".html", ".xml", ".vtt"):
         texts += [html.unescape(_TAG.sub(" ", raw)), html.unescape(_TAG.sub("", raw))]
     if path.suffix == ".json":
@@ -97,6 +101,25 @@ def _readable_texts(path: Path) -> list[str]:
         except (MutagenError, OSError):
             pass
     return texts
+
+
+_ZLIB_HEADER = re.compile(rb"\x78[\x01\x5e\x9c\xda]")
+_INFLATE_CHUNK = 1 << 14
+
+
+def _deflated_streams(data: bytes) -> Iterator[bytes]:
+    """The content of every zlib stream found in ``data``, wherever it starts."""
+    view = memoryview(data)
+    for header in _ZLIB_HEADER.finditer(data):
+        inflater, start, pieces_ = zlib.decompressobj(), header.start(), []
+        try:
+            while not inflater.eof and start < len(data):
+                pieces_.append(inflater.decompress(view[start:start + _INFLATE_CHUNK]))
+                start += _INFLATE_CHUNK
+        except zlib.error:
+            continue
+        if inflater.eof:
+            yield b"".join(pieces_)
 
 
 def _tag_bytes(path: Path, data: bytes) -> bytes:

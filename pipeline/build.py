@@ -26,7 +26,7 @@ from .errors import PodarchiveError
 from .feed import check_feed, publish_archive
 from .formats import render_archive, withdraw_folders
 from .model import Outcome
-from .privacy import PublicView, public_view
+from .privacy import PublicView, as_podarchive_error, public_view
 from .search import index_archive, withdraw_from_index
 from .storage import remove_stale_temporaries
 from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
@@ -108,7 +108,7 @@ def _one_stage(root: Path, waiting: Waiting, name: str,
     """Load the archive under its lock and run one stage over it."""
     with locked(root, waiting):
         report = _load(root)
-        report.stages[name] = stage(report.archive)
+        _run_stage(report, name, lambda: stage(report.archive))
     return report
 
 
@@ -149,12 +149,17 @@ def _publish(report: RunReport, now: dt.datetime | None, *, render: bool = True,
     if feed:
         stages.append(("feed", publish_archive))
     for name, stage in stages:
-        # A stage that cannot run at all (a locked index, say) fails alone: the
-        # stages after it still publish what they can.
-        try:
-            report.stages[name] = stage(view)
-        except PodarchiveError as error:
-            report.stages[name] = [Outcome(name, "failed", str(error), error=error)]
+        _run_stage(report, name, lambda stage=stage: stage(view))
+
+
+def _run_stage(report: RunReport, name: str, stage: Callable[[], list[Outcome]]) -> None:
+    """A stage that cannot run at all (a locked index, say) fails alone, on one line: the
+    stages after it still do what they can."""
+    try:
+        report.stages[name] = stage()
+    except Exception as error:  # noqa: BLE001 - any failure, ours or not, is one line
+        failure = as_podarchive_error(error, report.archive.root)
+        report.stages[name] = [Outcome(name, "failed", str(failure), error=failure)]
 
 
 def _publishing(root: Path, waiting: Waiting, now: dt.datetime | None, **stages: bool) -> RunReport:
@@ -208,14 +213,8 @@ def run(
     with locked(root, waiting):
         report = _load(root)
         archive = report.archive
-        for name, stage in (
-            ("transcribe", lambda: transcribe_archive(archive, archive.episodes, options, force=force,
-                                                      on_start=on_start, progress=progress)),
-            ("align", lambda: align_archive(archive.episodes)),
-        ):
-            try:
-                report.stages[name] = stage()
-            except PodarchiveError as error:
-                report.stages[name] = [Outcome(name, "failed", str(error), error=error)]
+        _run_stage(report, "transcribe", lambda: transcribe_archive(
+            archive, archive.episodes, options, force=force, on_start=on_start, progress=progress))
+        _run_stage(report, "align", lambda: align_archive(archive.episodes))
         _publish(report, now, index=True, feed=True)
     return report

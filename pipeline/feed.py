@@ -26,7 +26,14 @@ from .enclosure import PublishedAudio, publish_audio, published_audio_info, stil
 from .errors import PodarchiveError
 from .formats import WRITERS
 from .model import Outcome
-from .privacy import PublicArchive, PublicEpisode, PublicView, as_podarchive_error, each_episode
+from .privacy import (
+    PublicArchive,
+    PublicEpisode,
+    PublicView,
+    as_podarchive_error,
+    each_episode,
+    withdraw_file,
+)
 from .storage import dump_json, write_if_changed
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
@@ -192,20 +199,11 @@ def publish_episode_audio(archive: PublicArchive, episode: PublicEpisode) -> boo
 def withdraw_unsafe_audio(view: PublicView) -> list[Outcome]:
     """Remove every published mp3 that no longer keeps what must be kept: a span that
     must be silent now was not silenced in it, or a tag says a withheld name."""
-    outcomes = []
-    for episode in view.episodes:
-        mp3 = layout.audio_file(view.archive.root, episode.slug)
-        if not mp3.exists() or still_safe(mp3, episode.silence, view.says_withheld_name):
-            continue
-        try:
-            mp3.unlink()
-            outcomes.append(Outcome(episode.slug, "withdrawn", "audio.mp3 removed until it is made "
-                                                               "again with what must be silent now"))
-        except OSError as error:
-            failure = PodarchiveError(mp3, None, f"cannot withdraw it ({error.strerror or error}): "
-                                      "it must not stay published")
-            outcomes.append(Outcome(episode.slug, "failed", str(failure), error=failure))
-    return outcomes
+    unsafe = [(episode.slug, mp3) for episode in view.episodes
+              if (mp3 := layout.audio_file(view.archive.root, episode.slug)).exists()
+              and not still_safe(mp3, episode.silence, view.says_withheld_name)]
+    return [withdraw_file(mp3, slug, "audio.mp3 removed until it is made again with what must be "
+                                     "silent now") for slug, mp3 in unsafe]
 
 
 def publish_archive(view: PublicView) -> list[Outcome]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,8 @@ import jinja2
 
 from . import layout
 from .align import Cue, build_cues, join_words
-from .errors import PodarchiveError
 from .model import Outcome, Segment, Transcript
-from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode
+from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
 from .storage import write_if_changed
 
 # A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
@@ -206,18 +204,8 @@ def withdraw_folders(view: PublicView) -> list[Outcome]:
     root = layout.episodes_dir(view.archive.root)
     if not root.is_dir():
         return []
-    outcomes = []
-    for folder in sorted(root.iterdir()):
-        if folder.name in view.slugs:
-            continue
-        try:
-            shutil.rmtree(folder) if folder.is_dir() and not folder.is_symlink() else folder.unlink()
-            outcomes.append(Outcome(folder.name, "withdrawn", "removed from feed/"))
-        except OSError as error:
-            failure = PodarchiveError(folder, None, f"cannot withdraw it ({error.strerror or error}): "
-                                      "it must not stay published")
-            outcomes.append(Outcome(folder.name, "failed", str(failure), error=failure))
-    return outcomes
+    return [withdraw_file(folder, folder.name, "removed from feed/")
+            for folder in sorted(root.iterdir()) if folder.name not in view.slugs]
 
 
 def render_archive(view: PublicView) -> list[Outcome]:

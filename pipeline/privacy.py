@@ -28,6 +28,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import shutil
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -196,7 +197,7 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
             report.append(Outcome(episode.slug, "not published", why))
             continue
         try:
-            public, masking = _public_episode(archive, episode, matcher, now)
+            public, masking = _public_episode(archive, episode, matcher)
         except Exception as error:  # noqa: BLE001 - one episode's failure must not stop the others
             failure = as_podarchive_error(error, episode.folder)
             report.append(Outcome(episode.slug, "failed", str(failure), error=failure))
@@ -226,6 +227,17 @@ def each_episode(view: PublicView, work: Callable[[PublicEpisode], Outcome]) -> 
             failure = as_podarchive_error(error, view.archive.root / "episodes" / episode.slug)
             outcomes.append(Outcome(episode.slug, "failed", str(failure), error=failure))
     return outcomes
+
+
+def withdraw_file(path: Path, slug: str, done: str) -> Outcome:
+    """Remove a published file or folder; ``done`` says what that means for the reader."""
+    try:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        return Outcome(slug, "withdrawn", done)
+    except OSError as error:
+        failure = PodarchiveError(path, None, f"cannot withdraw it ({error.strerror or error}): "
+                                  "it must not stay published")
+        return Outcome(slug, "failed", str(failure), error=failure)
 
 
 def as_podarchive_error(error: Exception, where: Path) -> PodarchiveError:
@@ -307,8 +319,8 @@ def _is_url(value: str | None) -> bool:
     return bool(value) and value.startswith(("http://", "https://"))
 
 
-def _public_episode(archive: Archive, episode: Episode, matcher: Matcher,
-                    now: dt.datetime) -> tuple[PublicEpisode | None, _Masking]:
+def _public_episode(archive: Archive, episode: Episode,
+                    matcher: Matcher) -> tuple[PublicEpisode | None, _Masking]:
     masking = _Masking(matcher)
     # The slug and the guid are in every URL and every podcast app: they cannot be masked.
     if matcher.says(episode.slug):

@@ -57,7 +57,7 @@ from . import layout
 from .errors import PodarchiveError
 from .formats import segment_text
 from .model import Outcome
-from .privacy import PublicEpisode, PublicView, QueryGate
+from .privacy import PublicEpisode, PublicView, QueryGate, as_podarchive_error
 from .redaction import REDACTED, fold
 
 # Recorded in the index: an index made with another analysis of the text is rebuilt.
@@ -485,6 +485,19 @@ class WhooshEngine:
             self._languages = sorted(term.decode() for term in self._searcher.lexicon("lang"))
         return self._searcher
 
+    def deleted_episodes(self) -> set[str]:
+        """The episodes of which deleted documents are still readable in a segment file."""
+        found = set()
+        for segment in self._index._segments():
+            if not segment.has_deletions():
+                continue
+            reader = SegmentReader(self._index.storage, self._index.schema, segment)
+            try:
+                found.update(reader.stored_fields(docnum).get("episode") for docnum in segment.deleted_docs())
+            finally:
+                reader.close()
+        return found - {None}
+
     def indexed(self) -> dict[str, Indexed]:
         """What every indexed episode was made from, by slug."""
         searcher = self._fresh_searcher()
@@ -616,6 +629,8 @@ def withdraw_from_index(view: PublicView) -> list[Outcome]:
             gone = {slug: "withdrawn" if slug not in current else "withheld words changed"
                     for slug, made_from in indexed.items()
                     if slug not in current or made_from.withheld != current[slug]}
+            # Deleted before, and still readable: written anew without them too.
+            gone.update((slug, "deleted documents left") for slug in engine.deleted_episodes() - set(current))
             if gone:
                 with engine.writing(expunge=True) as batch:
                     for slug in gone:
@@ -641,7 +656,12 @@ def index_archive(view: PublicView, *, rebuild: bool = False) -> list[Outcome]:
         changes: dict[str, tuple[Indexed, list[SegmentDocument] | None] | None] = {}
         expunge = False
         for episode in view.episodes:
-            documents = episode_documents(episode)
+            try:
+                documents = episode_documents(episode)
+            except Exception as error:  # noqa: BLE001 - one episode's failure is one line
+                failure = as_podarchive_error(error, layout.engine_dir(view.archive.root))
+                outcomes.append(Outcome(episode.slug, "failed", str(failure), error=failure))
+                continue
             made_from = Indexed(documents_digest(documents), episode.withheld_key, episode.consent_key)
             before = indexed.get(episode.slug)
             if before == made_from:

@@ -11,7 +11,7 @@ from pipeline.errors import PodarchiveError
 from pipeline.layout import ENGINE_DIR
 from pipeline.model import Segment, Word
 from pipeline.privacy import public_view
-from pipeline.search import QueryError, index_archive, search
+from pipeline.search import QueryError, index_archive, search, withdraw_from_index
 
 from conftest import copy_archive, raw_index_bytes, write_transcript
 
@@ -328,3 +328,22 @@ def test_search_command_lands_on_the_moment(transcribed_archive, tmp_path):
         refused = runner.invoke(cli, ["--archive", str(root), "search", bad])
         assert refused.exit_code == 1 and refused.stderr.startswith("error: index/whoosh: query: ")
         assert "Traceback" not in refused.output
+
+
+def test_check_finds_the_text_a_deleted_document_leaves_in_the_index(archive):
+    from pipeline.build import check
+
+    toml = archive / "episodes" / ENGLISH / "episode.toml"
+    toml.write_text('status = "restricted"\n' + toml.read_text("utf-8"), "utf-8")
+    writer = whoosh_index.open_dir(str(archive / ENGINE_DIR)).writer()
+    writer.delete_by_term("episode", ENGLISH)
+    writer.commit(merge=False)  # deleted as whoosh deletes: the text stays in the segment
+    assert b"country" in raw_index_bytes(archive) and texts(archive, "country") == []
+    problems = [str(problem) for problem in check(archive).problems]
+    assert any("index/whoosh/" in p and f"contains words of unpublished episode {ENGLISH}" in p
+               for p in problems), problems
+    outcomes = withdraw_from_index(public_view(load_archive(archive)))
+    assert [(o.slug, o.message) for o in outcomes] == [
+        (ENGLISH, "removed from the index (deleted documents left)")]
+    assert b"country" not in raw_index_bytes(archive)
+    assert check(archive).problems == []
