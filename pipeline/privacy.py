@@ -186,9 +186,8 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
     now = now or now_utc()
     matcher = Matcher(withheld_terms(archive))
     report: list[Outcome] = []
-    public_archive = _public_archive(archive, matcher, report)
+    public_archive, matched_terms = _public_archive(archive, matcher, report)
     episodes = []
-    matched_terms: set[str] = set()
     for episode in archive.episodes:
         if only is not None and episode.slug not in only:
             continue
@@ -211,7 +210,7 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
     unmatched = [term for term in archive.redact if term not in matched_terms]
     if unmatched and episodes and only is None:
         report.append(Outcome("archive.toml", "unmatched",
-                              "redact term(s) found in no published episode: "
+                              "redact term(s) found in no published episode nor field: "
                               + ", ".join(repr(t) for t in unmatched)))
     return PublicView(public_archive, episodes, now, report, matcher)
 
@@ -275,6 +274,12 @@ class _Masking:
                 return None
         return value
 
+    def image(self, value: str | None, folder: Path) -> Path | str | None:
+        """An image URL (dropped if it says a withheld name), or the file the loader checked."""
+        if value and value.startswith(("http://", "https://")):
+            return self.url(value, "image")
+        return folder / value if value else None
+
     def outcomes(self, episode: Episode) -> list[Outcome]:
         outcomes = []
         if self.forms:
@@ -289,14 +294,14 @@ class _Masking:
         return outcomes
 
 
-def _public_archive(archive: Archive, matcher: Matcher, report: list[Outcome]) -> PublicArchive:
+def _public_archive(archive: Archive, matcher: Matcher,
+                    report: list[Outcome]) -> tuple[PublicArchive, set[str]]:
     masking = _Masking(matcher)
     owner = {key: masking.text(value, f"owner.{key}") for key, value in archive.owner.items()
              if key != "email"}
     email = masking.url(archive.owner.get("email"), "owner.email")
     if email:
         owner["email"] = email
-    image = archive.image
     public = PublicArchive(
         root=archive.root,
         title=masking.text(archive.title, "title"),
@@ -305,18 +310,14 @@ def _public_archive(archive: Archive, matcher: Matcher, report: list[Outcome]) -
         language=archive.language,
         base_url=archive.base_url,
         owner=owner,
-        image=masking.url(image, "image") if _is_url(image) else (archive.root / image if image else None),
+        image=masking.image(archive.image, archive.root),
         categories=tuple(masking.text(category, "categories") for category in archive.categories),
         explicit=archive.explicit,
         license=masking.text(archive.license, "license") if archive.license else None,
     )
     if masking.forms:
         report.append(Outcome("archive.toml", "masked", ", ".join(repr(f) for f in sorted(masking.forms))))
-    return public
-
-
-def _is_url(value: str | None) -> bool:
-    return bool(value) and value.startswith(("http://", "https://"))
+    return public, masking.terms
 
 
 def _public_episode(archive: Archive, episode: Episode,
@@ -339,7 +340,6 @@ def _public_episode(archive: Archive, episode: Episode,
                for p in episode.persons if masking.text(p.name, "persons") == p.name]
     chapters = [PublicChapter(c.start, masking.text(c.title, "chapters"), masking.url(c.url, "chapters.url"))
                 for c in episode.chapters]
-    image = episode.image
     public = PublicEpisode(
         slug=episode.slug,
         title=masking.text(episode.title, "title"),
@@ -350,7 +350,7 @@ def _public_episode(archive: Archive, episode: Episode,
         number=episode.number,
         guid=episode.guid,
         explicit=episode.explicit,
-        image=masking.url(image, "image") if _is_url(image) else (episode.folder / image if image else None),
+        image=masking.image(episode.image, episode.folder),
         persons=persons,
         chapters=chapters,
         transcript=public_transcript,
@@ -395,14 +395,15 @@ def _public_transcript(episode: Episode, transcript: Transcript, masking: _Maski
                 silence.append(extent)
                 cut.append(["segment", segment.id])
                 continue
-            segment.text = masking.text(segment.text, f"segments[{segment.id}]")
-            if REDACTED in segment.text:
+            masked = masking.text(segment.text, f"segments[{segment.id}]")
+            if masked != segment.text:
                 silence.append(extent)  # where in it the name was said is not known
+            segment.text = masked
         else:
             inside = [w for w in segment.words if any(_overlaps((w.start, w.end), s) for s in episode.restrict)]
             silence += [(w.start, w.end) for w in inside]
             cut += [["word", segment.id, w.start] for w in inside]
-            segment.words = [w for w in segment.words if w not in inside]
+            segment.words = [w for w in segment.words if not any(w is cut_word for cut_word in inside)]
             if not segment.words:
                 continue
             _merge_masked_runs(segment)
