@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from mutagen import MutagenError, id3
+from whoosh import index as whoosh_index
+from whoosh.reading import SegmentReader
 
 from . import layout
 from .archive import Archive, Episode, read_transcript
@@ -47,28 +49,91 @@ Sequence = tuple[str, ...]
 def audit(archive: Archive, view: PublicView) -> list[PodarchiveError]:
     """Every published byte that breaks a promise, as one problem per file and cause."""
     root = archive.root
-    matcher = Matcher(withheld_terms(archive))
-    private = _private_sequences(archive, view)
-    sizes = sorted({len(sequence) for sequence in private})
     hidden = sorted({e.slug for e in archive.episodes} - view.slugs)
-    urls = re.compile(r"episodes/(" + "|".join(map(re.escape, hidden)) + r")(?![a-z0-9-])") if hidden else None
+    reader = _Reader(Matcher(withheld_terms(archive)), _private_sequences(archive, view), hidden)
     problems = _unpublishable_files(view)
-    for path in _published_files(root):
+    for path, texts in _published_texts(root):
         found: dict[str, None] = {}
-        for text in _readable_texts(path, in_index=path.is_relative_to(root / layout.INDEX_DIR)):
-            for match in matcher.find(text):
-                found[f"contains redacted term {match.term.text!r}"] = None
-            words = [piece.folded for piece in pieces(text)]
-            for size in sizes:
-                for first in range(len(words) - size + 1):
-                    what = private.get(tuple(words[first:first + size]))
-                    if what:
-                        found[f"contains {what}"] = None
-            if urls:
-                for slug in urls.findall(text):
-                    found[f"links to unpublished episode {slug}"] = None
+        for text in texts:
+            for chunk in _chunks(text):
+                found.update(dict.fromkeys(reader.findings(chunk)))
         problems += [PodarchiveError(path, "privacy", message) for message in found]
     return problems + _audible(view)
+
+
+def _published_texts(root: Path) -> Iterator[tuple[Path, list[str]]]:
+    """Each published file and the texts a reader could get out of it. The search index
+    is read as whoosh reads it, every term and the stored fields of every document,
+    deleted ones too; a file whoosh cannot read is read byte by byte, inflated."""
+    try:
+        index_texts = _whoosh_texts(layout.engine_dir(root))
+    except Exception:  # noqa: BLE001 - damaged or not an index: its bytes are read below
+        index_texts = {}
+    yield from index_texts.items()
+    for path in _published_files(root):
+        if path not in index_texts:
+            yield path, _readable_texts(path, in_index=path.is_relative_to(root / layout.INDEX_DIR))
+
+
+def _whoosh_texts(folder: Path) -> dict[Path, list[str]]:
+    """The text of each whoosh segment, by the file that holds it (its TOC says nothing)."""
+    if not whoosh_index.exists_in(str(folder)):
+        return {}
+    index = whoosh_index.open_dir(str(folder))
+    texts: dict[Path, list[str]] = {}
+    for segment in index._segments():
+        reader = SegmentReader(index.storage, index.schema, segment)
+        try:
+            terms = [term.decode("utf-8", "replace") for name in reader.indexed_field_names()
+                     for term in reader.lexicon(name)]
+            stored = [json.dumps(reader.stored_fields(docnum), ensure_ascii=False)
+                      for docnum in range(segment.doc_count_all())]
+        finally:
+            reader.close()
+        files = sorted(folder.glob(f"{segment.segment_id()}.*"))
+        texts.update((path, []) for path in files)
+        if files:
+            texts[files[0]] = ["\n".join(terms), "\n".join(stored)]
+    for toc in folder.glob(f"_{index.indexname}_*.toc"):
+        texts[toc] = []
+    return texts
+
+
+class _Reader:
+    """Reads a text for what must not be published in it."""
+
+    def __init__(self, matcher: Matcher, private: dict[Sequence, str], hidden: list[str]):
+        self.matcher = matcher
+        self.private = private
+        self.sizes = sorted({len(sequence) for sequence in private})
+        self.first_words = {sequence[0] for sequence in private}
+        self.urls = (re.compile(r"episodes/(" + "|".join(map(re.escape, hidden)) + r")(?![a-z0-9-])")
+                     if hidden else None)
+
+    def findings(self, text: str) -> Iterator[str]:
+        found = pieces(text)
+        for match in self.matcher.find(text, found):
+            yield f"contains redacted term {match.term.text!r}"
+        words = [piece.folded for piece in found]
+        for first, word in enumerate(words):
+            if word in self.first_words:
+                for size in self.sizes:
+                    what = self.private.get(tuple(words[first:first + size]))
+                    if what:
+                        yield f"contains {what}"
+        for slug in self.urls.findall(text) if self.urls else ():
+            yield f"links to unpublished episode {slug}"
+
+
+# Large files are read a piece at a time, the pieces overlapping by more than any name or
+# sequence of words is long, so that memory stays flat on an index of any size.
+_CHUNK_CHARS = 1 << 20
+_OVERLAP_CHARS = 2048
+
+
+def _chunks(text: str) -> Iterator[str]:
+    for start in range(0, max(len(text), 1), _CHUNK_CHARS):
+        yield text[max(0, start - _OVERLAP_CHARS):start + _CHUNK_CHARS]
 
 
 def _published_files(root: Path) -> Iterator[Path]:

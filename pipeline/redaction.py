@@ -26,6 +26,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import NamedTuple
 
 import regex
@@ -39,6 +40,8 @@ REDACTED = "[redacted]"
 _PIECE = regex.compile(r"[[\p{L}\p{N}\p{M}\p{Cf}]--[\u02b9\u02bb-\u02bf\ua78b\ua78c]]+", regex.V1)
 _INVISIBLE_OR_MARK = regex.compile(r"[\p{Cf}\p{M}]")
 _SPACE = regex.compile(r"\s")
+_TRANSITION = regex.compile(r"(?<=\p{Ll}[\p{M}\p{Cf}]*)(?=\p{Lu})|(?<=\p{L}[\p{M}\p{Cf}]*)(?=\p{N})"
+                            r"|(?<=\p{N}[\p{M}\p{Cf}]*)(?=\p{L})", regex.V1)
 _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ĳ": "ij", "ø": "o", "ł": "l", "đ": "d", "ð": "d"})
 
 
@@ -63,18 +66,12 @@ class Piece(NamedTuple):
     capital: bool
 
 
-def _split(raw: str) -> Iterator[tuple[int, int]]:
-    """Offsets of the parts of one raw piece: split where letters meet digits and where an
-    upper-case letter follows a lower-case one (marks and invisible characters aside)."""
-    start, before = 0, ""
-    for index, here in enumerate(raw):
-        if not here.isalnum():
-            continue
-        if before and (before.isdigit() != here.isdigit() or (before.islower() and here.isupper())):
-            yield start, index
-            start = index
-        before = here
-    yield start, len(raw)
+def _cuts(raw: str) -> list[int]:
+    """Where one raw piece splits again: where letters meet digits and where an upper-case
+    letter follows a lower-case one (marks and invisible characters aside)."""
+    if raw.isalpha() and (raw.islower() or raw.isupper() or raw[1:].islower()):
+        return []  # the common case, at a glance
+    return [match.start() for match in _TRANSITION.finditer(raw)]
 
 
 def pieces(text: str) -> list[Piece]:
@@ -82,15 +79,14 @@ def pieces(text: str) -> list[Piece]:
     found: list[Piece] = []
     previous_end = None
     for match in _PIECE.finditer(text):
-        gap = text[previous_end:match.start()] if previous_end is not None else " "
-        glued = not _SPACE.search(gap)
-        raw = match.group()
-        for part_start, part_end in _split(raw):
+        start, raw = match.start(), match.group()
+        glued = previous_end is not None and not _SPACE.search(text, previous_end, start)
+        bounds = [0, *_cuts(raw), len(raw)]
+        for part_start, part_end in pairwise(bounds):
             part = raw[part_start:part_end]
             folded = _fold_piece(part)
             if folded:
-                found.append(Piece(folded, match.start() + part_start, match.start() + part_end,
-                                   glued, part[:1].isupper()))
+                found.append(Piece(folded, start + part_start, start + part_end, glued, part[:1].isupper()))
             glued = True
         previous_end = match.end()
     return found
@@ -152,11 +148,12 @@ class Matcher:
     def __bool__(self) -> bool:
         return bool(self.terms)
 
-    def find(self, text: str) -> list[Match]:
-        """Every place ``text`` says a term, in order; overlapping places are all kept."""
+    def find(self, text: str, found: list[Piece] | None = None) -> list[Match]:
+        """Every place ``text`` says a term, in order; overlapping places are all kept.
+        ``found``: the pieces of ``text``, when they were cut already."""
         if not self.terms or not text:
             return []
-        found = pieces(text)
+        found = pieces(text) if found is None else found
         windows = {width: _Windows(found, width) for width in self._widths}
         matches = []
         for term in self.terms:
