@@ -27,7 +27,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InvalidFile, PodarchiveError
-from .model import CONTROL_CHARACTERS, InvalidTranscript, Transcript
+from .model import CONTROL_CHARACTERS, LANGUAGE_CODE, InvalidTranscript, Transcript
 from .storage import sha256_file
 
 ARCHIVE_FILE = "archive.toml"
@@ -40,7 +40,6 @@ IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 TRANSCRIPT_FILE = "transcript.json"
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _URL = re.compile(r"https?://[^\s/]+[^\s]*")
 
 
@@ -123,7 +122,7 @@ class Archive:
     problems: list[Exception] = field(default_factory=list)
     # Names that episodes which could not be read still ask to withhold, where their
     # episode.toml was at least valid TOML: they are withheld everywhere all the same.
-    redact_of_unreadable: list[str] = field(default_factory=list)
+    redact_of_unloaded: list[str] = field(default_factory=list)
 
     @property
     def episodes_dir(self) -> Path:
@@ -192,7 +191,7 @@ def _line(value: Any) -> str:
 
 def _language(value: Any) -> str:
     value = _text(value)
-    if value != "auto" and not _LANGUAGE.fullmatch(value):
+    if value != "auto" and not LANGUAGE_CODE.fullmatch(value):
         raise _Invalid(f'not a language code such as "fr", "en" or "auto": {value!r}')
     return value
 
@@ -311,23 +310,26 @@ def load_archive(root: Path | str) -> Archive:
         raise PodarchiveError(episodes_dir, None, "folder not found")
     for folder in sorted(p for p in episodes_dir.iterdir() if p.is_dir()):
         if folder.name.startswith("."):
+            # Not an episode, but the names it withholds are withheld all the same.
+            archive.redact_of_unloaded += _redact_anyway(folder / EPISODE_FILE)
             continue
         try:
             inside_archive(folder, root)
             archive.episodes.append(load_episode(folder, default_language=archive.language))
         except PodarchiveError as error:
             archive.problems.append(error)
-            archive.redact_of_unreadable += _redact_anyway(folder / EPISODE_FILE)
+            archive.redact_of_unloaded += _redact_anyway(folder / EPISODE_FILE)
     _refuse_shared_guids(archive)
     return archive
 
 
 def _redact_anyway(path: Path) -> list[str]:
-    """The ``redact`` list of an episode.toml that failed to load, if it can be read at all."""
+    """The ``redact`` terms of an episode.toml that is not loaded, if it can be read at all."""
     try:
         terms = _read_toml(path).get("redact", [])
     except PodarchiveError:
         return []
+    terms = [terms] if isinstance(terms, str) else terms
     return [term for term in terms if isinstance(term, str)] if isinstance(terms, list) else []
 
 

@@ -15,6 +15,7 @@ JSON escapes undone too), folds it as the matcher folds, and looks for:
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from mutagen import MutagenError, id3
+from PIL import Image
 from whoosh import index as whoosh_index
 from whoosh.reading import SegmentReader
 
@@ -51,7 +53,7 @@ def audit(archive: Archive, view: PublicView) -> list[PodarchiveError]:
     root = archive.root
     hidden = sorted({e.slug for e in archive.episodes} - view.slugs)
     reader = _Reader(Matcher(withheld_terms(archive)), _private_sequences(archive, view), hidden)
-    problems = _unpublishable_files(view)
+    problems = _unpublishable_files(view) + _links(root)
     for path, texts in _published_texts(root):
         found: dict[str, None] = {}
         for text in texts:
@@ -139,33 +141,64 @@ def _chunks(text: str) -> Iterator[str]:
 def _published_files(root: Path) -> Iterator[Path]:
     for folder in (layout.feed_dir(root), root / layout.INDEX_DIR):
         if folder.is_dir():
-            yield from sorted(p for p in folder.rglob("*") if p.is_file())
+            yield from sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+_MEDIA = {".mp3", ".png", ".jpg", ".jpeg"}
 
 
 def _readable_texts(path: Path, *, in_index: bool) -> list[str]:
-    """The text a reader could get out of a published file, in every form it takes."""
+    """The text a reader could get out of a published file, in every form it takes: its
+    name, its bytes as UTF-8 (or UTF-16), what is deflated or gzipped in it, with markup
+    and references undone, JSON strings, and the tags and text chunks of media files."""
     data = path.read_bytes()
-    if path.suffix == ".mp3":
-        data = _tag_bytes(path, data)  # the rest is sound, which ``_audible`` listens to
-    raw = data.decode("utf-8", errors="ignore")
-    texts = [raw]
-    if in_index:
-        # whoosh deflates each document's stored fields: read them inflated too.
-        texts += [stream.decode("utf-8", errors="ignore") for stream in _deflated_streams(data)]
-    if path.suffix in (".html", ".xml", ".vtt"):
-        texts += [html.unescape(_TAG.sub(" ", raw)), html.unescape(_TAG.sub("", raw))]
+    media = path.suffix.lower() in _MEDIA
+    if path.suffix.lower() == ".mp3":
+        data = _tag_bytes(data)  # the rest is sound, which ``_audible`` listens to
+    texts = [path.name, *_decodings(data)]
+    if not media:
+        inflated = [*_deflated_streams(data), *([_gunzipped(data)] if data[:2] == b"\x1f\x8b" else [])]
+        texts += [text for stream in inflated for text in _decodings(stream)]
+    texts += [undone for text in texts if "<" in text or "&" in text
+              for undone in (html.unescape(_TAG.sub(" ", text)), html.unescape(_TAG.sub("", text)))]
     if path.suffix == ".json":
         try:
-            texts.append("\n".join(_strings(json.loads(raw))))
+            texts.append("\n".join(_strings(json.loads(texts[1]))))
         except ValueError:
             pass
-    if path.suffix == ".mp3":
-        try:
-            tags = id3.ID3(path)
-            texts.append("\n".join(str(t) for frame in tags.values() for t in getattr(frame, "text", [])))
-        except (MutagenError, OSError):
-            pass
+    if media:
+        texts.append(_media_text(path))
     return texts
+
+
+def _decodings(data: bytes) -> list[str]:
+    texts = [data.decode("utf-8", errors="ignore")]
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4096].count(0) > len(data[:4096]) // 4:
+        texts += [data.decode(encoding, errors="ignore") for encoding in ("utf-16-le", "utf-16-be")]
+    return texts
+
+
+def _gunzipped(data: bytes) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def _media_text(path: Path) -> str:
+    """What an mp3's ID3 frames or an image's text chunks, comments and EXIF say."""
+    found: list[str] = []
+    try:
+        if path.suffix.lower() == ".mp3":
+            tags = id3.ID3(path)
+            found += [str(text) for frame in tags.values() for text in getattr(frame, "text", [])]
+        else:
+            with Image.open(path) as image:
+                found += [value.decode("utf-8", "ignore") if isinstance(value, bytes) else str(value)
+                          for value in image.info.values()]
+    except (MutagenError, OSError, ValueError):
+        pass
+    return "\n".join(found)
 
 
 _ZLIB_HEADER = re.compile(rb"\x78[\x01\x5e\x9c\xda]")
@@ -187,7 +220,7 @@ def _deflated_streams(data: bytes) -> Iterator[bytes]:
             yield b"".join(pieces_)
 
 
-def _tag_bytes(path: Path, data: bytes) -> bytes:
+def _tag_bytes(data: bytes) -> bytes:
     """An mp3's ID3v2 tag (at the start) and ID3v1 tag (the last 128 bytes)."""
     size = 0
     if data[:3] == b"ID3" and len(data) >= 10:
@@ -271,6 +304,14 @@ def _public_texts(view: PublicView) -> Iterator[str]:
         yield from (chapter.title for chapter in episode.chapters)
         yield " ".join(w.text for s in episode.transcript.segments for w in s.words)
         yield from (s.text for s in episode.transcript.segments if not s.words)
+
+
+def _links(root: Path) -> list[PodarchiveError]:
+    """A link under feed/ or index/ publishes whatever it points to, the private archive too."""
+    return [PodarchiveError(path, "privacy", f"a link to {path.resolve()}: a web server would publish "
+                                             "what it points to; remove it")
+            for folder in (layout.feed_dir(root), root / layout.INDEX_DIR) if folder.is_dir()
+            for path in sorted(folder.rglob("*")) if path.is_symlink()]
 
 
 def _unpublishable_files(view: PublicView) -> list[PodarchiveError]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 import subprocess
 import tempfile
@@ -217,6 +218,9 @@ def _write_tags(mp3: io.BytesIO, tags: dict[str, str], chapters, duration: float
 def clip(source: Path, start: float, end: float, target: Path, padding: float = 0.5) -> Path:
     """Cut [start - padding, end + padding] of a published mp3 into ``target`` (an mp3)."""
 
+    for name, value in (("START", start), ("END", end)):
+        if not math.isfinite(value) or value < 0:
+            raise PodarchiveError(target, name, f"must be a number of seconds from 0 up, got {value}")
     if end <= start:
         raise PodarchiveError(target, "END", f"the end ({end}) must come after the start ({start})")
     sound = AudioSegment.from_file(source)

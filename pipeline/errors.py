@@ -23,7 +23,8 @@ class PodarchiveError(Exception):
         shown = self.path
         if root is not None:
             try:
-                shown = self.path.resolve().relative_to(Path(root).resolve())
+                # The folders resolved, not the file itself: a link is named as the link.
+                shown = (self.path.parent.resolve() / self.path.name).relative_to(Path(root).resolve())
             except ValueError:
                 pass
         parts = [str(shown)]

@@ -8,6 +8,7 @@ tags live in one feedgen extension pair, as feedgen's own iTunes extension does.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from feedgen.ext.podcast import PodcastExtension
 from feedgen.ext.podcast_entry import PodcastEntryExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
+from PIL import Image
 
 from . import __version__, layout
 from .enclosure import PublishedAudio, publish_audio, published_audio_info, still_safe
@@ -34,7 +36,7 @@ from .privacy import (
     each_episode,
     withdraw_file,
 )
-from .storage import dump_json, write_if_changed
+from .storage import write_if_changed
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -162,23 +164,29 @@ def _url(archive: PublicArchive, path: Path) -> str:
 
 
 def _image_url(archive: PublicArchive, image: Path | str | None, target: Path) -> str | None:
-    """An image given as a URL stays one; a file (checked by the gate) is copied under feed/."""
+    """An image given as a URL stays one; a file (checked by the gate) is published under
+    feed/ as its pixels alone."""
     if image is None or isinstance(image, str):
         return image
     published = target / f"cover{image.suffix.lower()}"
-    write_if_changed(published, image.read_bytes())
+    write_if_changed(published, _pixels_only(image))
     return _url(archive, published)
 
 
-def chapters_json(episode: PublicEpisode) -> str:
-    """The Podcasting 2.0 JSON chapters file."""
-    chapters = []
-    for chapter in episode.chapters:
-        entry = {"startTime": chapter.start, "title": chapter.title}
-        if chapter.url:
-            entry["url"] = chapter.url
-        chapters.append(entry)
-    return dump_json({"version": "1.2.0", "chapters": chapters})
+def _pixels_only(path: Path) -> bytes:
+    """The image without what a file can say besides its pixels (text chunks, EXIF,
+    comments): a name or a place could hide there."""
+    with Image.open(path) as image:
+        image.load()
+        kind = image.format
+        clean = image.copy()
+    clean.info = {}
+    buffer = io.BytesIO()
+    if kind == "JPEG":
+        clean.save(buffer, "JPEG", quality=95)
+    else:
+        clean.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def publish_episode_audio(archive: PublicArchive, episode: PublicEpisode) -> bool:
@@ -218,10 +226,9 @@ def publish_archive(view: PublicView) -> list[Outcome]:
     listed: list[tuple[PublicEpisode, PublishedAudio]] = []
 
     def publish(episode: PublicEpisode) -> Outcome:
-        changed = _write_chapters(archive, episode)
-        kept = None
+        kept, changed = None, False
         try:
-            changed |= publish_episode_audio(archive, episode)
+            changed = publish_episode_audio(archive, episode)
         except Exception as error:
             if not layout.audio_file(archive.root, episode.slug).exists():
                 raise
@@ -251,23 +258,15 @@ def withdraw(view: PublicView) -> list[Outcome]:
     return outcomes + _write_feed(view, listed)
 
 
-def _write_chapters(archive: PublicArchive, episode: PublicEpisode) -> bool:
-    chapters = layout.episode_dir(archive.root, episode.slug) / layout.CHAPTERS_FILE
-    if episode.chapters:
-        return write_if_changed(chapters, chapters_json(episode).encode())
-    if chapters.exists():
-        chapters.unlink()
-        return True
-    return False
-
-
 def _in_place(archive: PublicArchive, episode: PublicEpisode) -> PublishedAudio:
     """The published audio of an episode whose every published file is in place."""
     mp3 = layout.audio_file(archive.root, episode.slug)
     if not mp3.exists():
         raise PodarchiveError(mp3, None, "not made yet: the episode stays out of feed.xml")
-    for name in WRITERS:
-        path = layout.transcript_file(archive.root, episode.slug, name)
+    rendered = [layout.transcript_file(archive.root, episode.slug, name) for name in WRITERS]
+    if episode.chapters:
+        rendered.append(layout.episode_dir(archive.root, episode.slug) / layout.CHAPTERS_FILE)
+    for path in rendered:
         if not path.exists():
             raise PodarchiveError(path, None, "not rendered: the episode stays out of feed.xml")
     return published_audio_info(mp3)
@@ -275,6 +274,8 @@ def _in_place(archive: PublicArchive, episode: PublicEpisode) -> PublishedAudio:
 
 def _write_feed(view: PublicView, listed: list[tuple[PublicEpisode, PublishedAudio]]) -> list[Outcome]:
     path = layout.feed_file(view.archive.root)
+    if not view.open_to_publish:
+        return [withdraw_file(path, layout.FEED_FILE, "removed")] if path.exists() else []
     try:
         if write_if_changed(path, build_feed(view.archive, listed)):
             return [Outcome(layout.FEED_FILE, "written", f"{len(listed)} episode(s)")]

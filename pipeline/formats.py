@@ -18,7 +18,7 @@ from . import layout
 from .align import Cue, build_cues, join_words
 from .model import Outcome, Segment, Transcript
 from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
-from .storage import write_if_changed
+from .storage import dump_json, write_if_changed
 
 # A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
 PARAGRAPH_PAUSE_SECONDS = 2.0
@@ -187,8 +187,20 @@ WRITERS: dict[str, Callable[[Document], str]] = {
 }
 
 
+def chapters_json(episode: PublicEpisode) -> str:
+    """The Podcasting 2.0 JSON chapters file."""
+    chapters = []
+    for chapter in episode.chapters:
+        entry = {"startTime": chapter.start, "title": chapter.title}
+        if chapter.url:
+            entry["url"] = chapter.url
+        chapters.append(entry)
+    return dump_json({"version": "1.2.0", "chapters": chapters})
+
+
 def render_episode(archive: PublicArchive, episode: PublicEpisode) -> list[Path]:
-    """Write every format of one episode into feed/episodes/<slug>/; returns what changed."""
+    """Write every format of one episode, and its chapters, into feed/episodes/<slug>/;
+    returns what changed."""
     transcript = episode.transcript
     doc = Document(archive, episode, build_cues(transcript), paragraphs(transcript))
     changed = []
@@ -196,6 +208,12 @@ def render_episode(archive: PublicArchive, episode: PublicEpisode) -> list[Path]
         path = layout.transcript_file(archive.root, episode.slug, name)
         if write_if_changed(path, writer(doc).encode("utf-8")):
             changed.append(path)
+    chapters = layout.episode_dir(archive.root, episode.slug) / layout.CHAPTERS_FILE
+    if episode.chapters and write_if_changed(chapters, chapters_json(episode).encode()):
+        changed.append(chapters)
+    elif not episode.chapters and chapters.exists():
+        chapters.unlink()
+        changed.append(chapters)
     return changed
 
 

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 TRANSCRIPT_SCHEMA_VERSION = 1
+# A language as whisper and podcast apps name it: "fr", "fr-CA", "zh-Hant", "es-419".
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|\d{3}))?")
 # Characters no published text may hold (NUL, escape…): line breaks and tabs aside.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -109,12 +111,14 @@ _KINDS = {
     "boolean": (lambda v: isinstance(v, bool), "true or false"),
     "table": (lambda v: isinstance(v, dict), "an object"),
     "list": (lambda v: isinstance(v, list), "a list"),
+    "language": (lambda v: isinstance(v, str) and (v == "" or LANGUAGE_CODE.fullmatch(v) is not None),
+                 'a language code such as "fr" or "fr-CA"'),
 }
-_TRANSCRIPT_FIELDS = {"episode": "text", "language": "text", "duration": "number", "model": "text",
+_TRANSCRIPT_FIELDS = {"episode": "text", "language": "language", "duration": "number", "model": "text",
                       "options": "table", "audio_sha256": "text", "segments": "list",
                       "reviewed": "boolean", "podarchive_version": "text", "timing_sha256": "text"}
 _SEGMENT_FIELDS = {"id": "integer", "start": "number", "end": "number", "text": "text",
-                   "speaker": "text", "language": "text", "words": "list", "restricted": "boolean"}
+                   "speaker": "text", "language": "language", "words": "list", "restricted": "boolean"}
 _WORD_FIELDS = {"text": "text", "start": "number", "end": "number", "probability": "number"}
 _OPTIONAL = {"reviewed", "podarchive_version", "timing_sha256", "speaker", "language", "words",
              "restricted"}

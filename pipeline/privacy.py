@@ -124,6 +124,9 @@ class PublicView:
     # nothing, why an episode is withheld, and the episodes it could not read.
     report: list[Outcome] = field(default_factory=list)
     _matcher: Matcher = field(default_factory=lambda: Matcher([]), repr=False)
+    # False when the archive's own base URL says a withheld name: then nothing that
+    # holds it (feed.xml, any URL) may be published.
+    open_to_publish: bool = True
 
     @property
     def slugs(self) -> set[str]:
@@ -150,9 +153,11 @@ def moment(value: dt.date | dt.datetime, timezone: str) -> dt.datetime:
     """A date or a date and time from episode.toml as an exact moment: a date alone is
     midnight, a time without an offset is local, both in the archive's time zone."""
     zone = zoneinfo.ZoneInfo(timezone)
+    # A local time the clocks pass twice (the autumn change) is the later one: nothing
+    # is released before its time.
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=zone)
-    return dt.datetime.combine(value, dt.time(0), tzinfo=zone)
+        return value if value.tzinfo else value.replace(tzinfo=zone, fold=1)
+    return dt.datetime.combine(value, dt.time(0, fold=1), tzinfo=zone)
 
 
 def withheld_because(episode: Episode, now: dt.datetime, timezone: str = "UTC") -> str | None:
@@ -175,7 +180,7 @@ def withheld_terms(archive: Archive) -> list[str]:
     """Every name the archive withholds: its own list, every episode's, and those of
     episodes that could not be loaded."""
     terms = [*archive.redact, *(t for e in archive.episodes for t in e.redact),
-             *archive.redact_of_unreadable]
+             *archive.redact_of_unloaded]
     return list(dict.fromkeys(terms))
 
 
@@ -187,6 +192,12 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
     matcher = Matcher(withheld_terms(archive))
     report: list[Outcome] = []
     public_archive, matched_terms = _public_archive(archive, matcher, report)
+    if matcher.says(archive.base_url):
+        failure = PodarchiveError(archive.root / "archive.toml", "base_url",
+                                  "says a withheld name, and it is in every published URL: nothing is "
+                                  "published until it changes")
+        report.append(Outcome("archive.toml", "failed", str(failure), error=failure))
+        return PublicView(public_archive, [], now, report, matcher, open_to_publish=False)
     episodes = []
     for episode in archive.episodes:
         if only is not None and episode.slug not in only:
@@ -379,27 +390,21 @@ def _public_transcript(episode: Episode, transcript: Transcript, masking: _Maski
     public = dataclasses.replace(transcript, segments=[
         dataclasses.replace(s, words=[dataclasses.replace(w) for w in s.words]) for s in transcript.segments])
     silence: list[tuple[float, float]] = []
-    # Names first, over every word (restricted ones too), so a name that straddles a
-    # segment or a restricted passage is still found whole.
-    for word in _mask_words(public.segments, masking):
-        silence.append((word.start - REDACTION_PADDING_SECONDS, word.end + REDACTION_PADDING_SECONDS))
+    # Names first, over all the words (restricted ones too) read as one text, so that a
+    # name that straddles two segments or a restricted passage is still found whole.
+    for segment, word in _mask_names(public.segments, masking):
+        if word is None:
+            silence.append(_extent(segment))  # where in a wordless segment it was said is not known
+        else:
+            silence.append((word.start - REDACTION_PADDING_SECONDS, word.end + REDACTION_PADDING_SECONDS))
     kept, cut = [], []
     for segment in public.segments:
         extent = _extent(segment)
-        if segment.restricted:
+        if segment.restricted or (not segment.words and any(_overlaps(extent, s) for s in episode.restrict)):
             silence.append(extent)
             cut.append(["segment", segment.id])
             continue
-        if not segment.words:
-            if any(_overlaps(extent, span) for span in episode.restrict):
-                silence.append(extent)
-                cut.append(["segment", segment.id])
-                continue
-            masked = masking.text(segment.text, f"segments[{segment.id}]")
-            if masked != segment.text:
-                silence.append(extent)  # where in it the name was said is not known
-            segment.text = masked
-        else:
+        if segment.words:
             inside = [w for w in segment.words if any(_overlaps((w.start, w.end), s) for s in episode.restrict)]
             silence += [(w.start, w.end) for w in inside]
             cut += [["word", segment.id, w.start] for w in inside]
@@ -426,28 +431,35 @@ def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _mask_words(segments: list[Segment], masking: _Masking) -> list[Word]:
-    """Mask the withheld names in the words of ``segments`` (read as one text); returns
-    the words that held one."""
-    words = [word for segment in segments for word in segment.words]
+def _mask_names(segments: list[Segment], masking: _Masking) -> list[tuple[Segment, Word | None]]:
+    """Mask the withheld names said in ``segments``: their words, or the text of a segment
+    without word times, read one after another as one text. Returns what held a name:
+    (segment, word), or (segment, None) for a segment's text."""
+    units = [(segment, word) for segment in segments
+             for word in (segment.words or [None])]
+    texts = [segment.text if word is None else word.text for segment, word in units]
     offsets, position = [], 0
-    for word in words:
+    for text in texts:
         offsets.append(position)
-        position += len(word.text) + 1
-    text = " ".join(word.text for word in words)
-    spans, terms = masking.matcher.spans(text)
+        position += len(text) + 1
+    joined = " ".join(texts)
+    spans, terms = masking.matcher.spans(joined)
     if not spans:
         return []
-    masking.note([text[start:end] for start, end in spans], terms, "words")
+    masking.note([joined[start:end] for start, end in spans], terms, "words")
     touched = []
-    for word, offset in zip(words, offsets):
-        inside = [(max(start, offset) - offset, min(end, offset + len(word.text)) - offset)
-                  for start, end in spans if start < offset + len(word.text) and end > offset]
+    for (segment, word), text, offset in zip(units, texts, offsets):
+        inside = [(max(start, offset) - offset, min(end, offset + len(text)) - offset)
+                  for start, end in spans if start < offset + len(text) and end > offset]
         if not inside:
             continue
         for start, end in reversed(inside):
-            word.text = word.text[:start] + REDACTED + word.text[end:]
-        touched.append(word)
+            text = text[:start] + REDACTED + text[end:]
+        if word is None:
+            segment.text = text
+        else:
+            word.text = text
+        touched.append((segment, word))
     return touched
 
 
@@ -469,8 +481,9 @@ class QueryGate:
     def __init__(self, archive: Archive, now: dt.datetime | None = None):
         now = now or now_utc()
         self.base_url = archive.base_url
-        self._episodes = {e.slug: e for e in archive.episodes if publishable(e, now, archive.timezone)}
         self._matcher = Matcher(withheld_terms(archive))
+        self._episodes = {e.slug: e for e in archive.episodes if publishable(e, now, archive.timezone)
+                          and not self._matcher.says(archive.base_url)}
         self._keys: dict[str, str] = {}
 
     @classmethod

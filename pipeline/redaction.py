@@ -22,12 +22,14 @@ use it too.
 from __future__ import annotations
 
 import functools
+import html
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import NamedTuple
+from urllib.parse import unquote
 
 import regex
 from rapidfuzz import process
@@ -37,12 +39,21 @@ REDACTED = "[redacted]"
 
 # A raw word piece: letters and digits with the combining marks and invisible format
 # characters inside them, but not the letters some keyboards use as apostrophes.
-_PIECE = regex.compile(r"[[\p{L}\p{N}\p{M}\p{Cf}]--[\u02b9\u02bb-\u02bf\ua78b\ua78c]]+", regex.V1)
-_INVISIBLE_OR_MARK = regex.compile(r"[\p{Cf}\p{M}]")
+_PIECE = regex.compile(r"[[\p{L}\p{N}\p{M}\p{Cf}\u2800]--[\u02b9\u02bb-\u02bf\ua78b\ua78c]]+", regex.V1)
+# Invisible characters and marks; the blank "letters" (Hangul fillers, the braille blank)
+# that show nothing either.
+_INVISIBLE_OR_MARK = regex.compile(r"[\p{Cf}\p{M}\u115f\u1160\u3164\uffa0\u2800]")
 _SPACE = regex.compile(r"\s")
 _TRANSITION = regex.compile(r"(?<=\p{Ll}[\p{M}\p{Cf}]*)(?=\p{Lu})|(?<=\p{L}[\p{M}\p{Cf}]*)(?=\p{N})"
                             r"|(?<=\p{N}[\p{M}\p{Cf}]*)(?=\p{L})", regex.V1)
-_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ĳ": "ij", "ø": "o", "ł": "l", "đ": "d", "ð": "d"})
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ĳ": "ij", "ø": "o", "ł": "l", "đ": "d", "ð": "d",
+                            "ı": "i"})
+# Cyrillic and Greek letters that look Latin: a name written with them reads the same.
+_LOOK_ALIKES = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+    "һ": "h", "ԛ": "q", "ԝ": "w", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x"})
 
 
 def fold(text: str) -> str:
@@ -52,7 +63,9 @@ def fold(text: str) -> str:
     return _INVISIBLE_OR_MARK.sub("", decomposed).translate(_LIGATURES)
 
 
-_fold_piece = functools.lru_cache(maxsize=1 << 16)(fold)
+@functools.lru_cache(maxsize=1 << 16)
+def _fold_piece(piece: str) -> str:
+    return fold(piece).translate(_LOOK_ALIKES)
 
 
 class Piece(NamedTuple):
@@ -116,12 +129,17 @@ class Term:
 
 @dataclass(frozen=True)
 class Match:
-    """Where a term was found: ``text[start:end]`` says it (``exact`` or a near form)."""
+    """Where a term was found: ``text[start:end]`` says it, ``exact``ly, as a near form
+    (``near``), or inside a longer word (``inside``)."""
 
     start: int
     end: int
     term: Term
-    exact: bool
+    kind: str
+
+    @property
+    def exact(self) -> bool:
+        return self.kind == "exact"
 
 
 class Masked(NamedTuple):
@@ -142,36 +160,43 @@ class Matcher:
             if parts:
                 built.append(Term(text, parts))
         self.terms: tuple[Term, ...] = tuple(built)
-        self._widths = sorted({width for term in self.terms
-                               for width in range(1, len(term.parts) + 2)})
+        self._widths = sorted({len(term.parts) for term in self.terms})
 
     def __bool__(self) -> bool:
         return bool(self.terms)
 
     def find(self, text: str, found: list[Piece] | None = None) -> list[Match]:
         """Every place ``text`` says a term, in order; overlapping places are all kept.
-        ``found``: the pieces of ``text``, when they were cut already."""
+        ``found``: the pieces of ``text``, when they were cut already.
+
+        Text that markup, character references or percent-encoding could turn into a
+        name ("&Eacute;ric", "Jo<b></b>anis", "%C3%89ric") is read decoded too."""
         if not self.terms or not text:
             return []
-        found = pieces(text) if found is None else found
-        windows = {width: _Windows(found, width) for width in self._widths}
-        matches = []
-        for term in self.terms:
-            for width in range(1, len(term.parts) + 2):
-                for first, exact in windows[width].places(term):
-                    chosen = found[first:first + width]
-                    # Fewer or more parts than the term has: only glued pieces spell it.
-                    if width != len(term.parts) and not all(p.glued for p in chosen[1:]):
-                        continue
-                    if not exact and not chosen[0].capital:
-                        continue
-                    matches.append(Match(chosen[0].start, chosen[-1].end, term, exact))
+        matches = self._find(pieces(text) if found is None else found)
+        if _ENCODED.search(text):
+            decoded, origin = _decoded(text)
+            matches += [Match(origin[m.start][0], origin[m.end - 1][1], m.term, m.kind)
+                        for m in self._find(pieces(decoded))]
         # "Joanis's" says "Joanis" exactly and, a letter off, "Joaniss": keep the exact place.
         tightest = [m for m in matches if m.exact or not any(
             other.exact and other.term == m.term and m.start <= other.start and other.end <= m.end
             for other in matches)]
-        return sorted(tightest, key=lambda m: (m.start, m.end))
+        return sorted(set(tightest), key=lambda m: (m.start, m.end))
 
+    def _find(self, found: list[Piece]) -> list[Match]:
+        # A term is read over as many pieces as it has, whatever separates them, and over
+        # each run of glued pieces, whatever its length ("Jo-a-nis", "@ericjoanis").
+        places = [_Places.windows(found, width) for width in self._widths]
+        runs = _Places.glued_runs(found)
+        matches = []
+        for term in self.terms:
+            for candidates in (*(p for p in places if p.width == len(term.parts)), runs):
+                for first, last, kind in candidates.of(term):
+                    if kind == "near" and not found[first].capital:
+                        continue
+                    matches.append(Match(found[first].start, found[last].end, term, kind))
+        return matches
 
     def says(self, text: str) -> bool:
         return bool(self.find(text))
@@ -190,30 +215,91 @@ class Matcher:
         return Masked(text, forms, terms)
 
 
-class _Windows:
-    """Every run of ``width`` consecutive pieces, joined, by its text and by its length."""
+# Names shorter than this are found only as whole words or glued runs, never inside one.
+INSIDE_A_WORD_LETTERS = 6
 
-    def __init__(self, found: list[Piece], width: int):
-        self.firsts: dict[str, list[int]] = defaultdict(list)
-        for first in range(len(found) - width + 1):
-            self.firsts["".join(p.folded for p in found[first:first + width])].append(first)
+
+class _Places:
+    """Runs of pieces (first, last) by the text they spell, and by its length."""
+
+    def __init__(self, width: int | None):
+        self.width = width
+        self.spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
         self.by_length: dict[int, list[str]] = defaultdict(list)
-        for text in self.firsts:
-            self.by_length[len(text)].append(text)
 
-    def places(self, term: Term) -> Iterator[tuple[int, bool]]:
-        """(first piece, exact) of each run that spells ``term`` or a near form of it."""
+    @classmethod
+    def windows(cls, found: list[Piece], width: int) -> _Places:
+        """Every ``width`` consecutive pieces."""
+        places = cls(width)
+        for first in range(len(found) - width + 1):
+            places._add("".join(p.folded for p in found[first:first + width]), first, first + width - 1)
+        return places
+
+    @classmethod
+    def glued_runs(cls, found: list[Piece]) -> _Places:
+        """Every run of pieces glued together, as long as it goes."""
+        places, first = cls(None), 0
+        for index in range(1, len(found) + 1):
+            if index == len(found) or not found[index].glued:
+                places._add("".join(p.folded for p in found[first:index]), first, index - 1)
+                first = index
+        return places
+
+    def _add(self, text: str, first: int, last: int) -> None:
+        if text not in self.spans:
+            self.by_length[len(text)].append(text)
+        self.spans[text].append((first, last))
+
+    def of(self, term: Term) -> Iterator[tuple[int, int, str]]:
+        """(first, last, kind) of each run that spells ``term``, a near form of it, or
+        (a glued run, for a long term) holds it."""
         joined = term.joined
-        for first in self.firsts.get(joined, ()):
-            yield first, True
-        if not term.distance:
-            return
-        candidates = [text for length in range(len(joined) - term.distance, len(joined) + term.distance + 1)
-                      for text in self.by_length.get(length, ()) if text != joined]
-        for text, _, _ in process.extract(joined, candidates, scorer=OSA.distance,
-                                          score_cutoff=term.distance, limit=None):
-            for first in self.firsts[text]:
-                yield first, False
+        for first, last in self.spans.get(joined, ()):
+            yield first, last, "exact"
+        if term.distance:
+            candidates = [text for length in range(len(joined) - term.distance, len(joined) + term.distance + 1)
+                          for text in self.by_length.get(length, ()) if text != joined]
+            for text, _, _ in process.extract(joined, candidates, scorer=OSA.distance,
+                                              score_cutoff=term.distance, limit=None):
+                for first, last in self.spans[text]:
+                    yield first, last, "near"
+        if self.width is None and sum(ch.isalpha() for ch in joined) >= INSIDE_A_WORD_LETTERS:
+            for length, texts in self.by_length.items():
+                if length > len(joined):
+                    for text in texts:
+                        if joined in text:
+                            for first, last in self.spans[text]:
+                                yield first, last, "inside"
+
+
+# Markup, character references and percent-encoding: what decodes to other characters.
+_ENCODED = regex.compile(r"<[^<>]*>|&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);|(?:%[0-9A-Fa-f]{2})+")
+
+
+def _decoded(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` with markup removed and references and percent-encoding decoded, and for
+    each character of it the span of ``text`` it comes from."""
+    out: list[str] = []
+    origin: list[tuple[int, int]] = []
+    done = 0
+    for match in _ENCODED.finditer(text):
+        for index in range(done, match.start()):
+            out.append(text[index])
+            origin.append((index, index + 1))
+        piece = match.group()
+        if piece.startswith("&"):
+            decoded = html.unescape(piece)
+        elif piece.startswith("%"):
+            decoded = unquote(piece)
+        else:
+            decoded = ""  # a tag: "Jo<b></b>anis" reads "Joanis"
+        out.extend(decoded)
+        origin.extend([match.span()] * len(decoded))
+        done = match.end()
+    for index in range(done, len(text)):
+        out.append(text[index])
+        origin.append((index, index + 1))
+    return "".join(out), origin
 
 
 def merge_spans(spans: Iterable[tuple]) -> list[tuple]:

@@ -334,8 +334,8 @@ def publish_in_memory(root, *, words, boundary, field, form, name):
     view = public_view(load_archive(root))
     from pipeline.align import build_cues
     from pipeline.enclosure import PublishedAudio
-    from pipeline.feed import build_feed, chapters_json
-    from pipeline.formats import WRITERS, Document, paragraphs
+    from pipeline.feed import build_feed
+    from pipeline.formats import WRITERS, Document, chapters_json, paragraphs
     from pipeline.search import _WhooshBatch, episode_documents
 
     (episode,) = view.episodes
@@ -381,6 +381,141 @@ def test_no_published_byte_says_a_withheld_name_wherever_it_is(property_archive,
         for word in private:
             if any(part in fold(word.text) for part in parts):
                 assert any(a <= word.start and word.end <= b for a, b in episode.silence), word
+
+
+# --- What an attacker or a careless producer tried, and what must hold ---------------------
+
+
+@pytest.fixture
+def two(tmp_path):
+    root = copy_archive(tmp_path / "two", slugs=[KENNEDY, FOREST])
+    hand_made(root, KENNEDY, ["And so my fellow Americans", "ask not what your country can do"])
+    hand_made(root, FOREST, ["Sous le consulat il devient", "conservateur des eaux et forêts"], language="fr")
+    return root
+
+
+def test_a_name_across_segments_without_word_times_is_masked_and_silenced(kennedy):
+    path = kennedy / "episodes" / KENNEDY / "transcript.json"
+    data = json.loads(path.read_text("utf-8"))
+    data["segments"][0].update(text="And so my fellow Éric", words=[])
+    data["segments"][1].update(text="Joanis ask not what your country can do", words=[])
+    path.write_text(json.dumps(data), "utf-8")
+    set_toml(kennedy, KENNEDY, 'redact = ["Éric Joanis"]\n')
+    assert invoke(kennedy, "render").exit_code == 0
+    assert_published_nowhere(kennedy, "joanis")
+    assert "fellow [redacted]" in (kennedy / "feed/episodes" / KENNEDY / "transcript.txt").read_text("utf-8")
+    episode = public_view(load_archive(kennedy)).episode(KENNEDY)
+    for segment in data["segments"]:  # where in them the name is said is not known
+        assert any(a <= segment["start"] and segment["end"] <= b for a, b in episode.silence)
+
+
+def test_a_name_withheld_later_leaves_no_stale_chapter(two):
+    set_toml(two, KENNEDY, replace={"[[persons]]": '[[chapters]]\nstart = 0.0\ntitle = "Thanks to Joanis"\n\n'
+                                                   "[[persons]]"})
+    assert invoke(two, "run").exit_code == 0
+    set_archive_toml(two, {"glossary = []": 'glossary = []\nredact = ["Joanis"]'})
+    assert invoke(two, "index").exit_code == 0  # not the feed command: withdrawal does it
+    assert_published_nowhere(two, "joanis")
+
+
+@pytest.mark.parametrize(("where", "edit"), [
+    ("transcript.json: segments[1].language", lambda root: _set_segment(root, language="x-joanis")),
+    ("episode.toml: language", lambda root: set_toml(root, KENNEDY, replace={'language = "en"': 'language = "en-Joanis"'})),
+])
+def test_a_language_must_be_a_language_code(kennedy, where, edit):
+    edit(kennedy)
+    result = invoke(kennedy, "render")
+    assert result.exit_code == 1 and f"episodes/{KENNEDY}/{where}: " in result.stderr
+    assert_published_nowhere(kennedy, "joanis")
+
+
+def _set_segment(root, **values):
+    path = root / "episodes" / KENNEDY / "transcript.json"
+    data = json.loads(path.read_text("utf-8"))
+    data["segments"][1].update(values)
+    path.write_text(json.dumps(data), "utf-8")
+
+
+def test_a_base_url_that_says_a_withheld_name_publishes_nothing(two):
+    assert invoke(two, "run").exit_code == 0
+    assert search(two, "consulat")
+    set_archive_toml(two, {'base_url = "https://example.org/podarchive/"': 'base_url = "https://joanis.example.org/"',
+                           "glossary = []": 'glossary = []\nredact = ["Joanis"]'})
+    assert search(two, "consulat") == []
+    result = invoke(two, "run")
+    assert result.exit_code == 1
+    assert "error: archive.toml: base_url: says a withheld name" in result.stderr
+    assert not (two / "feed/feed.xml").exists() and list((two / "feed/episodes").iterdir()) == []
+    assert_published_nowhere(two, "joanis")
+
+
+def test_an_image_is_published_as_its_pixels_alone(kennedy):
+    from PIL import Image, PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Description", "Portrait of Eric Joanis", zip=True)
+    text.add_text("Author", "Joanis")
+    Image.open(REPO / "cover.png").save(kennedy / "episodes" / KENNEDY / "cover.png", pnginfo=text)
+    set_toml(kennedy, KENNEDY, 'image = "cover.png"\nredact = ["Joanis"]\n')
+    assert invoke(kennedy, "run").exit_code == 0
+    published = kennedy / "feed/episodes" / KENNEDY / "cover.png"
+    with Image.open(published) as image, Image.open(REPO / "cover.png") as original:
+        assert image.info.get("Description") is None and image.tobytes() == original.convert(image.mode).tobytes()
+    assert_published_nowhere(kennedy, "joanis")
+    assert invoke(kennedy, "check").exit_code == 0
+
+
+@pytest.mark.parametrize("hide", [
+    lambda root: set_toml(root, FOREST, 'redact = "Joanis"\n'),  # an invalid value: not loaded
+    lambda root: (root / "episodes" / FOREST).rename(root / "episodes" / f".{FOREST}"),  # a hidden folder
+])
+def test_names_of_episodes_that_are_not_loaded_are_withheld_anyway(two, hide):
+    set_toml(two, FOREST, 'redact = ["Joanis"]\n')
+    set_toml(two, KENNEDY, replace={'description = "John F. Kennedy': 'description = "Thanks to Joanis. John F. Kennedy'})
+    set_toml(two, FOREST, replace={'redact = ["Joanis"]\n': ""})
+    hide(two)
+    if (two / "episodes" / f".{FOREST}").exists():
+        set_toml_path = two / "episodes" / f".{FOREST}" / "episode.toml"
+        set_toml_path.write_text('redact = ["Joanis"]\n' + set_toml_path.read_text("utf-8"), "utf-8")
+    invoke(two, "render")
+    assert (two / "feed/episodes" / KENNEDY / "transcript.html").exists()
+    assert_published_nowhere(two, "joanis")
+
+
+def test_check_reads_files_as_any_reader_could(kennedy):
+    import gzip
+
+    set_toml(kennedy, KENNEDY, 'redact = ["Joanis"]\n')
+    assert invoke(kennedy, "render").exit_code == 0
+    feed = kennedy / "feed"
+    (feed / "wide.txt").write_bytes("Thanks to Joanis".encode("utf-16"))
+    (feed / "packed.gz").write_bytes(gzip.compress(b"Thanks to Joanis"))
+    (feed / "page.svg").write_text("<text>&#74;oanis</text>", "utf-8")
+    (feed / "Joanis-photo.png").write_bytes((REPO / "cover.png").read_bytes())
+    (feed / "private").symlink_to(kennedy / "episodes")
+    result = invoke(kennedy, "check")
+    assert result.exit_code == 1
+    for name in ("wide.txt", "packed.gz", "page.svg", "Joanis-photo.png"):
+        assert f"feed/{name}: privacy: contains redacted term 'Joanis'" in result.stderr, name
+    assert "feed/private: privacy: a link to" in result.stderr
+
+
+def test_a_local_time_the_clocks_pass_twice_is_the_later_one(kennedy):
+    set_archive_toml(kennedy, {'language = "en"': 'language = "en"\ntimezone = "America/Toronto"'})
+    set_toml(kennedy, KENNEDY, 'status = "embargoed"\nembargo_until = 2025-11-02T01:30:00\n')
+    archive = load_archive(kennedy)
+    episode = archive.episode(KENNEDY)
+    first_pass = dt.datetime(2025, 11, 2, 5, 45, tzinfo=dt.UTC)  # 01:45 EDT, before the clocks go back
+    assert not publishable(episode, first_pass, archive.timezone)
+    assert publishable(episode, dt.datetime(2025, 11, 2, 6, 30, tzinfo=dt.UTC), archive.timezone)
+
+
+@pytest.mark.parametrize(("start", "end", "field"), [("nan", "2", "START"), ("0", "inf", "END")])
+def test_clip_refuses_times_that_are_not_numbers_of_seconds(kennedy, tmp_path, start, end, field):
+    invoke(kennedy, "run")
+    result = invoke(kennedy, "clip", KENNEDY, start, end, "-o", str(tmp_path / "c.mp3"))
+    assert result.exit_code == 1 and f": {field}: must be a number of seconds from 0 up" in result.stderr
+    assert "Traceback" not in result.output
 
 
 # --- Only the archive's own files ---------------------------------------------------------
