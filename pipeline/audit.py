@@ -52,15 +52,24 @@ def audit(archive: Archive, view: PublicView) -> list[PodarchiveError]:
     """Every published byte that breaks a promise, as one problem per file and cause."""
     root = archive.root
     hidden = sorted({e.slug for e in archive.episodes} - view.slugs)
-    reader = _Reader(Matcher(withheld_terms(archive)), _private_sequences(archive, view), hidden)
+    reader = Reader(Matcher(withheld_terms(archive)), _private_sequences(archive, view), hidden)
     problems = _unpublishable_files(view) + _links(root)
+    problems += [PodarchiveError(path, "privacy", message)
+                 for path, messages in scan(root, reader).items() for message in messages]
+    return problems + _audible(view)
+
+
+def scan(root: Path, reader: Reader) -> dict[Path, list[str]]:
+    """What ``reader`` finds in each published file of the archive at ``root``."""
+    findings = {}
     for path, texts in _published_texts(root):
         found: dict[str, None] = {}
         for text in texts:
             for chunk in _chunks(text):
                 found.update(dict.fromkeys(reader.findings(chunk)))
-        problems += [PodarchiveError(path, "privacy", message) for message in found]
-    return problems + _audible(view)
+        if found:
+            findings[path] = list(found)
+    return findings
 
 
 def _published_texts(root: Path) -> Iterator[tuple[Path, list[str]]]:
@@ -101,8 +110,9 @@ def _whoosh_texts(folder: Path) -> dict[Path, list[str]]:
     return texts
 
 
-class _Reader:
-    """Reads a text for what must not be published in it."""
+class Reader:
+    """Reads a text for what must not be published in it: withheld names, private word
+    sequences (and whose they are), links to hidden episodes."""
 
     def __init__(self, matcher: Matcher, private: dict[Sequence, str], hidden: list[str]):
         self.matcher = matcher
