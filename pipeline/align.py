@@ -205,8 +205,14 @@ def find_correction(episode: Episode, transcript: Transcript) -> Correction | No
                     "says other words than transcript.json, which was corrected too since it "
                     "was last timed: keep one correction (update or delete transcript.txt)")
             _check_similarity(text_path, [w for words in current for w in words], text)
-            changed = {n: words for n, words in enumerate(map_words_to_segments(current, text))
-                       if words != current[n]}
+            private = {n for n, segment in enumerate(transcript.segments)
+                       if segment.restricted or any(start < segment.end and segment.start < end
+                                                    for start, end in episode.restrict)}
+            shared = map_words_to_segments(current, text, private=private)
+            # A restricted passage is absent from the published text a producer may have
+            # copied and corrected: its words are kept, not deleted.
+            changed = {n: words for n, words in enumerate(shared)
+                       if words != current[n] and not (n in private and not words)}
             return Correction(text_path, changed, {n: current[n] for n in changed})
     if not in_json:
         return None
@@ -285,12 +291,15 @@ def read_corrected_text(path: Path, transcript: Transcript, title: str = "") -> 
     return words
 
 
-def map_words_to_segments(old: list[list[str]], new: list[str]) -> list[list[str]]:
+def map_words_to_segments(old: list[list[str]], new: list[str], *,
+                          private: set[int] = frozenset()) -> list[list[str]]:
     """Share the corrected words ``new`` out to the segments whose words were ``old``.
 
     Words are matched by sequence alignment, ignoring case, accents and punctuation: a
     kept or replaced word goes to the segment of the old word it stands for, an inserted
-    one to the segment of its neighbours (the following one after a sentence end).
+    one to the segment of its neighbours (the following one after a sentence end) — to
+    a ``private`` (restricted) neighbour whenever there is one, so that words added to
+    a restricted passage are never published.
     """
     flat = [(n, word) for n, words in enumerate(old) for word in words]
     shared: list[list[str]] = [[] for _ in old]
@@ -305,17 +314,21 @@ def map_words_to_segments(old: list[list[str]], new: list[str]) -> list[list[str
             for k in range(j2 - j1):
                 shared[flat[i1 + (k * (i2 - i1)) // (j2 - j1)][0]].extend(new[j1 + k:j1 + k + 1])
         elif tag == "insert":
-            shared[_insertion_segment(flat, i1)].extend(new[j1:j2])
+            shared[_insertion_segment(flat, i1, private)].extend(new[j1:j2])
     return shared
 
 
-def _insertion_segment(flat: list[tuple[int, str]], position: int) -> int:
-    if position == 0:
-        return flat[0][0]
-    before = flat[position - 1]
-    if position == len(flat):
+def _insertion_segment(flat: list[tuple[int, str]], position: int, private: set[int]) -> int:
+    before = flat[position - 1] if position else None
+    after = flat[position] if position < len(flat) else None
+    for neighbour in (before, after):
+        if neighbour is not None and neighbour[0] in private:
+            return neighbour[0]
+    if before is None:
+        return after[0]
+    if after is None:
         return before[0]
-    return flat[position][0] if before[1].endswith(SENTENCE_END) else before[0]
+    return after[0] if before[1].endswith(SENTENCE_END) else before[0]
 
 
 def _key(word: str) -> str:

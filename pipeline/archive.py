@@ -323,14 +323,44 @@ def load_archive(root: Path | str) -> Archive:
     return archive
 
 
+# A key a producer may have meant as ``redact``: "redacted", "Redact", "redcat"…
+_LIKE_REDACT = re.compile(r"r[a-z]{0,2}d[a-z]{0,2}c?t[a-z]{0,3}|redact\w*", re.IGNORECASE)
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'')
+
+
 def _redact_anyway(path: Path) -> list[str]:
-    """The ``redact`` terms of an episode.toml that is not loaded, if it can be read at all."""
+    """The names an episode.toml that is not loaded asks to withhold, read as leniently as
+    a person would: any key that looks like ``redact``, and if the file is not valid TOML,
+    the quoted strings of every line that starts with such a key."""
     try:
-        terms = _read_toml(path).get("redact", [])
+        table = _read_toml(path)
     except PodarchiveError:
-        return []
-    terms = [terms] if isinstance(terms, str) else terms
-    return [term for term in terms if isinstance(term, str)] if isinstance(terms, list) else []
+        try:
+            text = path.read_text("utf-8", errors="replace")
+        except OSError:
+            return []
+        return [next(group for group in quoted.groups() if group is not None)
+                for line in _lines_of_redact_keys(text) for quoted in _QUOTED.finditer(line)]
+    terms: list[str] = []
+    for key, value in table.items():
+        if _LIKE_REDACT.fullmatch(key):
+            values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+            terms += [term for term in values if isinstance(term, str)]
+    return terms
+
+
+def _lines_of_redact_keys(text: str) -> list[str]:
+    """What follows each ``redact``-like key, to the end of its array."""
+    lines, open_array = [], False
+    for line in text.splitlines():
+        head, equals, rest = line.partition("=")
+        if not open_array and equals and _LIKE_REDACT.fullmatch(head.strip().strip("\"'")):
+            lines.append(rest)
+            open_array = "[" in rest and "]" not in rest
+        elif open_array:
+            lines.append(line)
+            open_array = "]" not in line
+    return lines
 
 
 def inside_archive(path: Path, root: Path) -> Path:

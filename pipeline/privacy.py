@@ -153,11 +153,13 @@ def moment(value: dt.date | dt.datetime, timezone: str) -> dt.datetime:
     """A date or a date and time from episode.toml as an exact moment: a date alone is
     midnight, a time without an offset is local, both in the archive's time zone."""
     zone = zoneinfo.ZoneInfo(timezone)
-    # A local time the clocks pass twice (the autumn change) is the later one: nothing
-    # is released before its time.
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=zone, fold=1)
-    return dt.datetime.combine(value, dt.time(0, fold=1), tzinfo=zone)
+    if isinstance(value, dt.datetime) and value.tzinfo:
+        return value
+    local = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time(0))
+    # A local time the clocks pass twice, or skip, has two readings: the later one, so
+    # that nothing is released before its time.
+    return max((local.replace(tzinfo=zone, fold=fold) for fold in (0, 1)),
+               key=lambda reading: reading.astimezone(dt.UTC))
 
 
 def withheld_because(episode: Episode, now: dt.datetime, timezone: str = "UTC") -> str | None:
@@ -192,7 +194,7 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
     matcher = Matcher(withheld_terms(archive))
     report: list[Outcome] = []
     public_archive, matched_terms = _public_archive(archive, matcher, report)
-    if matcher.says(archive.base_url):
+    if matcher.says(archive.base_url, loose=True):
         failure = PodarchiveError(archive.root / "archive.toml", "base_url",
                                   "says a withheld name, and it is in every published URL: nothing is "
                                   "published until it changes")
@@ -279,9 +281,9 @@ class _Masking:
     def url(self, value: str | None, where: str) -> str | None:
         """A URL that says a withheld name is dropped: a masked URL would lead nowhere."""
         if value:
-            masked = self.matcher.mask(value)
-            if masked.forms:
-                self.note([value], masked.terms, where)
+            matches = self.matcher.find(value, loose=True)
+            if matches:
+                self.note([value], {m.term.text for m in matches}, where)
                 return None
         return value
 
@@ -322,7 +324,8 @@ def _public_archive(archive: Archive, matcher: Matcher,
         base_url=archive.base_url,
         owner=owner,
         image=masking.image(archive.image, archive.root),
-        categories=tuple(masking.text(category, "categories") for category in archive.categories),
+        # Apple's categories are a fixed list: one that says a name is left out, not masked.
+        categories=tuple(c for c in archive.categories if masking.url(c, "categories")),
         explicit=archive.explicit,
         license=masking.text(archive.license, "license") if archive.license else None,
     )
@@ -335,11 +338,11 @@ def _public_episode(archive: Archive, episode: Episode,
                     matcher: Matcher) -> tuple[PublicEpisode | None, _Masking]:
     masking = _Masking(matcher)
     # The slug and the guid are in every URL and every podcast app: they cannot be masked.
-    if matcher.says(episode.slug):
+    if matcher.says(episode.slug, loose=True):
         raise PodarchiveError(episode.folder, "slug",
                               f"folder name {episode.slug!r} says a withheld name, and it would be "
                               "published in every URL: rename the folder")
-    if episode.guid and matcher.says(episode.guid):
+    if episode.guid and matcher.says(episode.guid, loose=True):
         raise PodarchiveError(episode.metadata_path, "guid",
                               "says a withheld name, and a guid cannot be masked: choose another one")
     transcript = read_current_transcript(episode)
@@ -369,16 +372,17 @@ def _public_episode(archive: Archive, episode: Episode,
         audio_sha256=transcript.audio_sha256,
         silence=silence,
         withheld_key=_digest([masking.fields, cut]),
-        consent_key=consent_key(episode),
+        consent_key=consent_key(episode, [term.text for term in matcher.terms]),
     )
     return public, masking
 
 
-def consent_key(episode: Episode) -> str:
+def consent_key(episode: Episode, terms: list[str]) -> str:
     """What an episode's published text was made from, as far as consent goes: its
-    transcript file as it is and its restricted spans. Cheap to compute at query time."""
+    transcript file as it is, its restricted spans and every name withheld. Cheap to
+    compute at query time."""
     transcript = sha256_file(episode.transcript_path) if episode.transcript_path.exists() else ""
-    return _digest([transcript, episode.restrict])
+    return _digest([transcript, episode.restrict, sorted(terms)])
 
 
 def _digest(value) -> str:
@@ -483,7 +487,7 @@ class QueryGate:
         self.base_url = archive.base_url
         self._matcher = Matcher(withheld_terms(archive))
         self._episodes = {e.slug: e for e in archive.episodes if publishable(e, now, archive.timezone)
-                          and not self._matcher.says(archive.base_url)}
+                          and not self._matcher.says(archive.base_url, loose=True)}
         self._keys: dict[str, str] = {}
 
     @classmethod
@@ -499,7 +503,7 @@ class QueryGate:
         if episode is None:
             return False
         if slug not in self._keys:
-            self._keys[slug] = consent_key(episode)
+            self._keys[slug] = consent_key(episode, [term.text for term in self._matcher.terms])
         if self._keys[slug] != indexed_consent_key:
             return False
         return not any(self._matcher.says(text) for text in texts if text)

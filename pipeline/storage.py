@@ -9,10 +9,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from .errors import PodarchiveError
 
 _CHUNK = 1 << 20
 TEMPORARY_SUFFIX = ".tmp"
+CACHE_ENV = "PODARCHIVE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where podarchive keeps what it can rebuild: $PODARCHIVE_CACHE_DIR or the user cache."""
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else Path(platformdirs.user_cache_dir("podarchive"))
 
 
 def _umask() -> int:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -43,6 +44,20 @@ KENNEDY, FOREST, EJ, STEREO = ("kennedy-inaugural-1961", "conservateur-des-eaux-
 
 def invoke(root, *arguments):
     return CliRunner().invoke(cli, ["--archive", str(root), *arguments])
+
+
+class Published(NamedTuple):
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def publish_all(root):
+    """index and feed (each renders): the whole publication of hand-made transcripts,
+    without the model."""
+    results = [invoke(root, "index"), invoke(root, "feed")]
+    return Published(max(r.exit_code for r in results), "".join(r.stdout for r in results),
+                     "".join(r.stderr for r in results))
 
 
 def set_toml(root, slug, first_lines="", replace=None):
@@ -244,7 +259,7 @@ def test_every_field_that_is_published_is_masked_or_dropped(kennedy):
         'role = "guest"': 'role = "guest"\nhref = "https://example.org/people/joannis"\n'
                           'img = "https://example.org/joannis.jpg"',
     })
-    result = invoke(kennedy, "run")
+    result = publish_all(kennedy)
     assert result.exit_code == 0, result.output
     assert_published_nowhere(kennedy, "joannis", "joanis")
     xml = (kennedy / "feed/feed.xml").read_text("utf-8")
@@ -412,7 +427,7 @@ def test_a_name_across_segments_without_word_times_is_masked_and_silenced(kenned
 def test_a_name_withheld_later_leaves_no_stale_chapter(two):
     set_toml(two, KENNEDY, replace={"[[persons]]": '[[chapters]]\nstart = 0.0\ntitle = "Thanks to Joanis"\n\n'
                                                    "[[persons]]"})
-    assert invoke(two, "run").exit_code == 0
+    assert publish_all(two).exit_code == 0
     set_archive_toml(two, {"glossary = []": 'glossary = []\nredact = ["Joanis"]'})
     assert invoke(two, "index").exit_code == 0  # not the feed command: withdrawal does it
     assert_published_nowhere(two, "joanis")
@@ -437,12 +452,12 @@ def _set_segment(root, **values):
 
 
 def test_a_base_url_that_says_a_withheld_name_publishes_nothing(two):
-    assert invoke(two, "run").exit_code == 0
+    assert publish_all(two).exit_code == 0
     assert search(two, "consulat")
     set_archive_toml(two, {'base_url = "https://example.org/podarchive/"': 'base_url = "https://joanis.example.org/"',
                            "glossary = []": 'glossary = []\nredact = ["Joanis"]'})
     assert search(two, "consulat") == []
-    result = invoke(two, "run")
+    result = publish_all(two)
     assert result.exit_code == 1
     assert "error: archive.toml: base_url: says a withheld name" in result.stderr
     assert not (two / "feed/feed.xml").exists() and list((two / "feed/episodes").iterdir()) == []
@@ -457,7 +472,7 @@ def test_an_image_is_published_as_its_pixels_alone(kennedy):
     text.add_text("Author", "Joanis")
     Image.open(REPO / "cover.png").save(kennedy / "episodes" / KENNEDY / "cover.png", pnginfo=text)
     set_toml(kennedy, KENNEDY, 'image = "cover.png"\nredact = ["Joanis"]\n')
-    assert invoke(kennedy, "run").exit_code == 0
+    assert publish_all(kennedy).exit_code == 0
     published = kennedy / "feed/episodes" / KENNEDY / "cover.png"
     with Image.open(published) as image, Image.open(REPO / "cover.png") as original:
         assert image.info.get("Description") is None and image.tobytes() == original.convert(image.mode).tobytes()
@@ -512,10 +527,113 @@ def test_a_local_time_the_clocks_pass_twice_is_the_later_one(kennedy):
 
 @pytest.mark.parametrize(("start", "end", "field"), [("nan", "2", "START"), ("0", "inf", "END")])
 def test_clip_refuses_times_that_are_not_numbers_of_seconds(kennedy, tmp_path, start, end, field):
-    invoke(kennedy, "run")
+    publish_all(kennedy)
     result = invoke(kennedy, "clip", KENNEDY, start, end, "-o", str(tmp_path / "c.mp3"))
     assert result.exit_code == 1 and f": {field}: must be a number of seconds from 0 up" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_split_surname_in_the_words_is_masked_and_silenced(kennedy):
+    hand_made(kennedy, KENNEDY, ["And so my fellow Éric Jo-Annis, ask not", "what your Joa- nis can do"])
+    set_toml(kennedy, KENNEDY, 'redact = ["Éric Joanis", "Joanis"]\n')
+    assert invoke(kennedy, "render").exit_code == 0
+    assert_published_nowhere(kennedy, "annis", "nis can")
+    episode = public_view(load_archive(kennedy)).episode(KENNEDY)
+    for word in (w for w in words_of(kennedy, KENNEDY) if w.text.startswith(("Jo", "nis", "Éric"))):
+        assert any(a <= word.start and word.end <= b for a, b in episode.silence), word
+
+
+def test_identifiers_that_say_a_name_loosely_are_refused_or_dropped(two):
+    set_toml(two, KENNEDY, 'redact = ["Joanis"]\nguid = "urn:oral-history:eric-jo-annis:2019"\n')
+    path = two / "episodes" / FOREST / "episode.toml"
+    path.write_text(path.read_text("utf-8") + '\n[[persons]]\nname = "Host"\n'
+                    'href = "https://xn--ricjoanis-93a.example/"\n', "utf-8")
+    set_archive_toml(two, {'categories = ["Education"]': 'categories = ["Education", "Joanis Studies"]'})
+    result = publish_all(two)
+    assert f"error: episodes/{KENNEDY}/episode.toml: guid: says a withheld name" in result.stderr
+    xml = (two / "feed/feed.xml").read_text("utf-8")
+    assert "xn--" not in xml and "Host</podcast:person>" in xml
+    assert '<itunes:category text="Education"/>' in xml and "[redacted]" not in xml
+
+
+def test_a_new_name_hides_stale_hits_even_when_split_across_segments(two):
+    hand_made(two, KENNEDY, ["And so my fellow Éric", "Joanis ask not what your country can do"])
+    assert publish_all(two).exit_code == 0
+    assert search(two, "fellow") and search(two, "country")
+    set_toml(two, FOREST, 'redact = ["Éric Joanis"]\n')  # withheld in another episode, for all
+    assert search(two, "fellow") == [] and search(two, "country") == []  # no hit says the name whole
+    assert invoke(two, "index").exit_code == 0
+    assert search(two, "fellow") and search(two, "country")
+    assert_published_nowhere(two, "joanis")
+
+
+@pytest.mark.parametrize("typo", [
+    lambda text: text.replace('redact = ["Joanis"]', 'redacted = ["Joanis"]'),  # a misspelled key
+    lambda text: text.replace('title = "', 'title = "unclosed '),  # and not TOML at all
+])
+def test_names_of_a_broken_episode_toml_are_withheld_anyway(two, typo):
+    set_toml(two, KENNEDY, replace={'description = "John F. Kennedy': 'description = "Thanks to Joanis. JFK'})
+    path = two / "episodes" / FOREST / "episode.toml"
+    path.write_text(typo('redact = ["Joanis"]\n' + path.read_text("utf-8")), "utf-8")
+    if "unclosed" in path.read_text("utf-8"):
+        path.write_text(path.read_text("utf-8").replace("unclosed ", "unclosed\n", 1), "utf-8")
+    invoke(two, "render")
+    assert (two / "feed/episodes" / KENNEDY / "transcript.html").exists()
+    assert_published_nowhere(two, "joanis")
+
+
+def test_a_time_the_clocks_skip_is_read_as_the_later_moment(kennedy):
+    set_archive_toml(kennedy, {'language = "en"': 'language = "en"\ntimezone = "America/Santiago"'})
+    set_toml(kennedy, KENNEDY, 'status = "embargoed"\nembargo_until = 2025-09-07\n')  # no midnight that day
+    archive = load_archive(kennedy)
+    episode = archive.episode(KENNEDY)
+    assert not publishable(episode, dt.datetime(2025, 9, 7, 3, 30, tzinfo=dt.UTC), archive.timezone)
+    assert publishable(episode, dt.datetime(2025, 9, 7, 4, 0, tzinfo=dt.UTC), archive.timezone)
+
+
+def test_check_reads_archives_escapes_tags_and_the_index_bytes_whoosh_skips(kennedy, tmp_path):
+    import bz2
+    import io as bytes_io
+    import tarfile
+    import zipfile
+
+    from mutagen.apev2 import APEv2
+
+    set_toml(kennedy, KENNEDY, 'redact = ["Joanis"]\n')
+    assert publish_all(kennedy).exit_code == 0
+    feed, secret = kennedy / "feed", b"Thanks to Joanis"
+    with zipfile.ZipFile(feed / "transcripts.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.txt", secret)
+    (feed / "notes.bz2").write_bytes(bz2.compress(secret))
+    packed = bytes_io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as archive:
+        info = tarfile.TarInfo("inner.txt")
+        info.size = len(secret)
+        archive.addfile(info, bytes_io.BytesIO(secret))
+    (feed / "bundle.tar").write_bytes(packed.getvalue())
+    (feed / "app.js").write_text('var who = "\\u004aoanis";', "utf-8")
+    (feed / "notes.mp3").write_text("Joanis said so", "utf-8")  # not an mp3 at all
+    (feed / "narrow.txt").write_bytes("Thanks to Joanis".encode("utf-16-le"))
+    (feed / "dl" / "Éric Joanis").mkdir(parents=True)
+    tagged = feed / "copy.mp3"
+    shutil.copy(feed / "episodes" / KENNEDY / "audio.mp3", tagged)
+    tags = APEv2()
+    tags["Comment"] = "Joanis"
+    tags.save(tagged)
+    shutil.copy(kennedy / "episodes" / KENNEDY / "jfk.flac", feed / "original.flac")
+    segment = next((kennedy / "index/whoosh").glob("*.seg"))
+    with open(segment, "ab") as appended:
+        appended.write(b" Joanis ")
+    (kennedy / "index/whoosh/MAIN_x.notes").write_bytes(secret)
+    result = invoke(kennedy, "check")
+    assert result.exit_code == 1
+    for name in ("transcripts.zip", "notes.bz2", "bundle.tar", "app.js", "notes.mp3", "narrow.txt",
+                 "dl/Éric Joanis", "copy.mp3"):
+        assert f"feed/{name}: privacy: contains redacted term 'Joanis'" in result.stderr, name
+    for name in ("copy.mp3", "original.flac"):
+        assert f"feed/{name}: privacy: a recording podarchive did not publish" in result.stderr, name
+    for path in (segment.relative_to(kennedy), "index/whoosh/MAIN_x.notes"):
+        assert f"{path}: privacy: contains redacted term 'Joanis'" in result.stderr, path
 
 
 # --- Only the archive's own files ---------------------------------------------------------
@@ -589,7 +707,7 @@ def test_check_finds_short_passages_of_unpublished_episodes(kennedy):
 
 
 def test_publishing_stages_read_no_episode_toml_nor_transcript(kennedy, monkeypatch):
-    invoke(kennedy, "run")
+    publish_all(kennedy)
     (kennedy / "feed/feed.xml").unlink()
     view = public_view(load_archive(kennedy))
     private = {"episode.toml", "transcript.json", "archive.toml", "transcript.txt"}
@@ -804,3 +922,30 @@ def test_one_broken_input_stops_no_other_episodes_withdrawal(transcribed_archive
     assert b"fellow" not in raw_index_bytes(root) and b"horizon" not in raw_index_bytes(root)
     assert search(root, a_long_word(root, FOREST)) and search(root, a_long_word(root, EJ))  # the others go on
     assert (root / "feed/episodes" / FOREST / "audio.mp3").exists()
+
+
+@pytest.mark.model
+def test_corrections_never_publish_nor_wipe_a_restricted_passage(transcribed_archive, tmp_path):
+    root = copy_transcribed(transcribed_archive, tmp_path / "a", slugs=[EJ])
+    path = root / "episodes" / EJ / "transcript.json"
+    data = json.loads(path.read_text("utf-8"))
+    data["segments"][0]["restricted"] = True
+    path.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    assert invoke(root, "run").exit_code == 0
+    restricted_words = [w["text"] for w in data["segments"][0]["words"]]
+    # The published text, copied, one word corrected and dropped in: it lacks the
+    # restricted passage, which must not be deleted from the private transcript.
+    published = (root / "feed/episodes" / EJ / "transcript.txt").read_text("utf-8")
+    (root / "episodes" / EJ / "transcript.txt").write_text(published.replace("Nunavut", "Nunavik", 1), "utf-8")
+    invoke(root, "run")
+    after = json.loads(path.read_text("utf-8"))
+    assert after["segments"][0]["restricted"] is True
+    assert [w["text"] for w in after["segments"][0]["words"]] == restricted_words
+    # The private text with a sentence added at the end of the restricted passage.
+    (root / "episodes" / EJ / "transcript.txt").unlink()
+    lines = [" ".join(w["text"] for w in s["words"]) for s in after["segments"]]
+    lines[0] += " Mon salaire secret est de quatre-vingt mille dollars."
+    (root / "episodes" / EJ / "transcript.txt").write_text("\n".join(lines), "utf-8")
+    invoke(root, "run")  # aligned into the restricted passage, or refused: never published
+    assert_published_nowhere(root, "salaire secret", "quatre-vingt mille")
+    assert search(root, "salaire") == []
