@@ -410,15 +410,18 @@ class _WhooshBatch:
 
     def replace_episode(self, slug: str, made_from: Indexed | str, documents: list[SegmentDocument]) -> None:
         """Index ``documents`` as the whole of episode ``slug``, made from ``made_from``."""
-        self.remove_episode(slug)
-        self.record(slug, made_from)
+        self.remove_episode(slug)  # its record too
+        self._add_record(slug, made_from)
         for document in documents:
             self._writer.add_document(**self._fields(document))
 
     def record(self, slug: str, made_from: Indexed | str) -> None:
-        """Record what episode ``slug``'s documents were made from."""
-        made_from = Indexed(made_from) if isinstance(made_from, str) else made_from
+        """Record anew what episode ``slug``'s documents (left as they are) were made from."""
         self._writer.delete_by_query(q.And([q.Term("kind", "episode"), q.Term("episode", slug)]))
+        self._add_record(slug, made_from)
+
+    def _add_record(self, slug: str, made_from: Indexed | str) -> None:
+        made_from = Indexed(made_from) if isinstance(made_from, str) else made_from
         self._writer.add_document(kind="episode", episode=slug, **made_from._asdict())
 
     def remove_episode(self, slug: str) -> None:
