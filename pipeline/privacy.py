@@ -115,11 +115,10 @@ class PublicEpisode:
 
 @dataclass
 class PublicView:
-    """Everything the publishing stages may see, at the moment ``now``."""
+    """Everything the publishing stages may see, at the moment it was built for."""
 
     archive: PublicArchive
     episodes: list[PublicEpisode]
-    now: dt.datetime
     # What the gate did: per episode, the names it masked and the terms that matched
     # nothing, why an episode is withheld, and the episodes it could not read.
     report: list[Outcome] = field(default_factory=list)
@@ -199,7 +198,7 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
                                   "says a withheld name, and it is in every published URL: nothing is "
                                   "published until it changes")
         report.append(Outcome("archive.toml", "failed", str(failure), error=failure))
-        return PublicView(public_archive, [], now, report, matcher, open_to_publish=False)
+        return PublicView(public_archive, [], report, matcher, open_to_publish=False)
     episodes = []
     for episode in archive.episodes:
         if only is not None and episode.slug not in only:
@@ -225,7 +224,7 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
         report.append(Outcome("archive.toml", "unmatched",
                               "redact term(s) found in no published episode nor field: "
                               + ", ".join(repr(t) for t in unmatched)))
-    return PublicView(public_archive, episodes, now, report, matcher)
+    return PublicView(public_archive, episodes, report, matcher)
 
 
 def each_episode(view: PublicView, work: Callable[[PublicEpisode], Outcome]) -> list[Outcome]:
