@@ -26,6 +26,7 @@ from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
 from .model import Outcome, Segment, Transcript, Word
 from .redaction import REDACTED, fold
+from .speech import FRAME_SECONDS, Region, frame_levels, undertranscribed
 from .storage import atomic_write_json
 
 MAX_LINE_CHARS = 42
@@ -38,7 +39,6 @@ MIN_WORD_SECONDS = 0.02  # one whisper frame
 # A word whose last LONG_SILENCE seconds are silent ends where its sound ends, plus a tail.
 LONG_SILENCE_SECONDS = 0.4
 WORD_TAIL_SECONDS = 0.1
-FRAME_SECONDS = 0.01
 # Frames quieter than this below the recording's loud speech (95th percentile) are silence.
 SILENCE_BELOW_SPEECH_DB = 35.0
 PAUSE_SECONDS = 0.5
@@ -60,21 +60,6 @@ class SpeechActivity:
         first, last = int(start / FRAME_SECONDS), min(int(end / FRAME_SECONDS), len(self.voiced))
         voiced = np.flatnonzero(self.voiced[first:last])
         return None if voiced.size == 0 else (first + voiced[-1] + 1) * FRAME_SECONDS
-
-
-_LEVEL_BLOCK_FRAMES = 6000
-
-
-def frame_levels(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Level in dB of each FRAME_SECONDS frame of ``samples``."""
-    hop = max(1, int(sample_rate * FRAME_SECONDS))
-    frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
-    power = np.empty(len(frames))
-    # A minute at a time: a float64 copy of an hour of audio would take half a gigabyte.
-    for first in range(0, len(frames), _LEVEL_BLOCK_FRAMES):
-        block = as_float(frames[first:first + _LEVEL_BLOCK_FRAMES], np.float64)
-        power[first:first + len(block)] = np.einsum("ij,ij->i", block, block) / hop
-    return 10 * np.log10(power + 1e-12)
 
 
 def clean_word_times(segments: list[Segment], activity: SpeechActivity | None = None) -> list[Segment]:
@@ -138,6 +123,9 @@ def _retime(episode: Episode, transcript: Transcript, correction: Correction | N
     activity = {speaker: SpeechActivity(samples, SAMPLE_RATE) for speaker, samples in tracks.items()}
     for segment in transcript.segments:
         clean_word_times([segment], activity.get(segment.speaker))
+    # A gap a producer's words now fill is no longer one.
+    words = [word for segment in transcript.segments for word in segment.words]
+    transcript.gaps = [gap for gap in transcript.gaps if undertranscribed(Region(gap.start, gap.end), words)]
     transcript.timing_sha256 = transcript.words_digest()
     return transcript
 

@@ -18,18 +18,24 @@ from filelock import FileLock, Timeout
 from . import feed as feed_stage
 from . import layout
 from .align import align_archive
-from .archive import Archive, load_archive, read_transcript
+from .archive import Archive, Episode, load_archive, read_transcript
 from .audit import audit
 from .enclosure import clip as cut_clip
 from .enclosure import still_safe
 from .errors import PodarchiveError
 from .feed import check_feed, publish_archive
-from .formats import render_archive, withdraw_folders
+from .formats import clock, render_archive, withdraw_folders
 from .model import Outcome
 from .privacy import PublicView, as_podarchive_error, public_view
 from .search import index_archive, withdraw_from_index
 from .storage import remove_stale_temporaries
-from .transcribe import DEFAULT_OPTIONS, TranscribeOptions, plan, transcribe_archive
+from .transcribe import (
+    DEFAULT_OPTIONS,
+    TranscribeOptions,
+    plan,
+    transcribe_archive,
+    untranscribed_speech,
+)
 
 LOCK_FILE = ".podarchive.lock"
 
@@ -50,6 +56,8 @@ class RunReport:
     archive: Archive
     problems: list[PodarchiveError] = field(default_factory=list)
     stages: dict[str, list[Outcome]] = field(default_factory=dict)
+    # What a producer should know without anything having failed.
+    warnings: list[PodarchiveError] = field(default_factory=list)
 
     @property
     def failures(self) -> list[PodarchiveError]:
@@ -100,7 +108,13 @@ def check(root: Path, *, now: dt.datetime | None = None) -> RunReport:
     report.problems += check_feed(report.archive.root, report.archive.base_url)
     report.problems += audit(report.archive, view)
     report.problems = list({str(problem): problem for problem in report.problems}.values())
+    report.warnings += _untranscribed(report.archive.episodes)
     return report
+
+
+def _untranscribed(episodes: list[Episode]) -> list[PodarchiveError]:
+    return [PodarchiveError(episode.folder, None, f"{clock(gap.start)}–{clock(gap.end)} speech not transcribed")
+            for episode, gap in untranscribed_speech(episodes)]
 
 
 def _one_stage(root: Path, waiting: Waiting, name: str,
@@ -123,8 +137,16 @@ def transcribe(
     waiting: Waiting = WAIT,
 ) -> RunReport:
     """Transcribe the named episodes (all when none) that are stale."""
-    return _one_stage(root, waiting, "transcribe", lambda archive: transcribe_archive(
-        archive, plan(archive, slugs), options, force=force, on_start=on_start, progress=progress))
+    chosen: list[Episode] = []
+
+    def stage(archive: Archive) -> list[Outcome]:
+        chosen.extend(plan(archive, slugs))
+        return transcribe_archive(archive, chosen, options, force=force, on_start=on_start,
+                                  progress=progress)
+
+    report = _one_stage(root, waiting, "transcribe", stage)
+    report.warnings += _untranscribed(chosen)
+    return report
 
 
 def align(root: Path, *, slugs: list[str] | None = None, waiting: Waiting = WAIT) -> RunReport:
@@ -217,4 +239,5 @@ def run(
             archive, archive.episodes, options, force=force, on_start=on_start, progress=progress))
         _run_stage(report, "align", lambda: align_archive(archive.episodes))
         _publish(report, now, index=True, feed=True)
+        report.warnings += _untranscribed(archive.episodes)
     return report

@@ -66,6 +66,11 @@ def _fail(error: PodarchiveError, root: Path) -> None:
     sys.exit(1)
 
 
+def _print_warnings(warnings: list[PodarchiveError], root: Path) -> None:
+    for line in [line for warning in warnings for line in warning.lines(root)]:
+        click.echo(f"warning: {line}", err=True)
+
+
 def _print_report(report: build.RunReport, root: Path) -> None:
     """One line per thing done, one per stage for what was already up to date."""
     for stage, outcomes in report.stages.items():
@@ -79,6 +84,7 @@ def _print_report(report: build.RunReport, root: Path) -> None:
                 click.echo(f"{stage} {outcome.slug}: {outcome.status}{seconds}{detail}")
         if unchanged:
             click.echo(f"{stage}: {unchanged} episode(s) up to date")
+    _print_warnings(report.warnings, root)
     count = _print_errors(report.failures, root)
     if count:
         click.echo(f"{count} problem(s); the other episodes were processed.", err=True)
@@ -150,6 +156,7 @@ def check(ctx: click.Context) -> None:
         report = build.check(root)
     except PodarchiveError as error:
         _fail(error, root)
+    _print_warnings(report.warnings, root)
     count = _print_errors(report.problems, root)
     if count:
         click.echo(f"{count} problem(s) found.", err=True)

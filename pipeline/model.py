@@ -38,6 +38,14 @@ class Segment:
 
 
 @dataclass
+class Gap:
+    """Speech heard between ``start`` and ``end`` (seconds) that no word transcribes."""
+
+    start: float
+    end: float
+
+
+@dataclass
 class Transcript:
     episode: str
     language: str
@@ -50,6 +58,8 @@ class Transcript:
     podarchive_version: str = ""
     # Digest of the words as podarchive last timed them: a mismatch means someone edited them.
     timing_sha256: str = ""
+    # Speech the model could not transcribe, for a producer to listen to.
+    gaps: list[Gap] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": TRANSCRIPT_SCHEMA_VERSION, **asdict(self)}
@@ -67,6 +77,7 @@ class Transcript:
         _refuse_unknown(table, {*_TRANSCRIPT_FIELDS, "schema_version"}, "")
         fields["segments"] = [_segment(item, f"segments[{n}].")
                               for n, item in enumerate(_list(table, "segments", ""))]
+        fields["gaps"] = [_gap(item, f"gaps[{n}].") for n, item in enumerate(fields.get("gaps", []))]
         return cls(**fields)
 
     @property
@@ -116,12 +127,14 @@ _KINDS = {
 }
 _TRANSCRIPT_FIELDS = {"episode": "text", "language": "language", "duration": "number", "model": "text",
                       "options": "table", "audio_sha256": "text", "segments": "list",
-                      "reviewed": "boolean", "podarchive_version": "text", "timing_sha256": "text"}
+                      "reviewed": "boolean", "podarchive_version": "text", "timing_sha256": "text",
+                      "gaps": "list"}
 _SEGMENT_FIELDS = {"id": "integer", "start": "number", "end": "number", "text": "text",
                    "speaker": "text", "language": "language", "words": "list", "restricted": "boolean"}
 _WORD_FIELDS = {"text": "text", "start": "number", "end": "number", "probability": "number"}
+_GAP_FIELDS = {"start": "number", "end": "number"}
 _OPTIONAL = {"reviewed", "podarchive_version", "timing_sha256", "speaker", "language", "words",
-             "restricted"}
+             "restricted", "gaps"}
 
 
 def _table(value: Any, where: str) -> dict:
@@ -162,3 +175,12 @@ def _segment(value: Any, where: str) -> Segment:
         words.append(Word(**{name: _field(word, name, kind, f"{where}words[{n}].")
                              for name, kind in _WORD_FIELDS.items()}))
     return Segment(**fields, words=words)
+
+
+def _gap(value: Any, where: str) -> Gap:
+    table = _table(value, where)
+    _refuse_unknown(table, set(_GAP_FIELDS), where)
+    gap = Gap(**{name: _field(table, name, kind, where) for name, kind in _GAP_FIELDS.items()})
+    if not 0 <= gap.start < gap.end:
+        raise InvalidTranscript(where + "end", f"must come after start ({gap.start}), both positive")
+    return gap

@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from itertools import pairwise
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from itertools import groupby, pairwise
 
 import numpy as np
 
 from . import __version__
 from .align import (
     CLAUSE_END,
-    FRAME_SECONDS,
     SENTENCE_END,
     SpeechActivity,
     clean_word_times,
-    frame_levels,
     join_words,
 )
 from .archive import Archive, Episode, read_current_transcript, read_transcript
 from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
-from .model import Outcome, Segment, Transcript, Word
-from .storage import atomic_write_json, sha256_file
+from .model import Gap, Outcome, Segment, Transcript, Word
+from .speech import (
+    FRAME_SECONDS,
+    Region,
+    at_speech_level,
+    decoding_windows,
+    frame_levels,
+    merged_gaps,
+    speech_regions,
+    undertranscribed,
+    words_in,
+)
+from .storage import atomic_write_json, cache_dir, sha256_file
 
 # Long recordings go through the model this many seconds at a time (memory stays
 # flat), each cut at the quietest moment within CUT_SEARCH_SECONDS of its end.
-WINDOW_SECONDS = 600
+STRETCH_SECONDS = 600
 CUT_SEARCH_SECONDS = 30
+# How speech is found and decoded, recorded in every transcript's options: when it
+# changes, transcripts made the old way are transcribed again. 2: each passage lifted to
+# speech level, one language a decoding window, regions left without words decoded
+# again on their own and the rest recorded as gaps.
+SPEECH_REGIONS_METHOD = 2
 # Transcript segments: cut at pauses this long, and kept under this length.
 SEGMENT_PAUSE_SECONDS = 1.0
 MAX_SEGMENT_SECONDS = 20.0
@@ -67,7 +84,7 @@ def decoding_options(archive: Archive, episode: Episode, options: TranscribeOpti
     return {
         "language": options.language or episode.language,
         "beam_size": options.beam_size,
-        "vad_filter": True,
+        "speech_regions": SPEECH_REGIONS_METHOD,
         "compute_type": options.compute_type,
         "hotwords": hotwords(archive, episode),
         "channels": {str(p.channel): p.name for p in episode.persons if p.channel is not None},
@@ -149,6 +166,48 @@ def transcribe_archive(
     return sorted(outcomes, key=lambda outcome: order[outcome.slug])
 
 
+def untranscribed_speech(episodes: list[Episode]) -> list[tuple[Episode, Gap]]:
+    """Every stretch of speech no word transcribes, episode by episode, for a producer to
+    listen to: the gaps transcription recorded, and in a reviewed transcript made before
+    gaps were recorded (never transcribed again), the speech its words leave out."""
+    found = []
+    for episode in episodes:
+        try:
+            transcript = read_transcript(episode.transcript_path)
+            if transcript is None:
+                continue
+            gaps = transcript.gaps
+            if transcript.reviewed and transcript.options.get("speech_regions") != SPEECH_REGIONS_METHOD:
+                gaps = _reviewed_gaps(episode, transcript)
+        except PodarchiveError:
+            continue  # the transcript's own problem is reported where it is read
+        found += [(episode, gap) for gap in gaps]
+    return found
+
+
+def _reviewed_gaps(episode: Episode, transcript: Transcript) -> list[Gap]:
+    """The speech regions a reviewed transcript leaves without words; kept in the cache,
+    as they change only with its words or its recording."""
+    key = hashlib.sha256(f"{SPEECH_REGIONS_METHOD} {transcript.audio_sha256} "
+                         f"{transcript.words_digest()}".encode()).hexdigest()
+    cached = cache_dir() / "gaps" / f"{key}.json"
+    if cached.exists():
+        return [Gap(**gap) for gap in json.loads(cached.read_text(encoding="utf-8"))]
+    gaps = []
+    tracks = speaker_tracks(episode, SAMPLE_RATE)
+    for speaker, samples in tracks:
+        words = [word for segment in transcript.segments
+                 if len(tracks) == 1 or segment.speaker == speaker for word in segment.words]
+        for offset, audio in _lifted_stretches(samples):
+            gaps += [Gap(round(region.start + offset, 3), round(region.end + offset, 3))
+                     for region in speech_regions(audio, SAMPLE_RATE)
+                     if undertranscribed(region, words, offset)]
+    gaps = merged_gaps(gaps)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cached, [asdict(gap) for gap in gaps])
+    return gaps
+
+
 def transcribe_episode(
     whisper,
     episode: Episode,
@@ -161,65 +220,66 @@ def transcribe_episode(
 ) -> Transcript:
     """Run faster-whisper on one episode (each stereo channel apart when persons say so).
 
-    faster-whisper's batched pipeline decodes the speech regions VAD finds in parallel;
-    its segments are whole regions (up to 30 s), so they are cut again at sentence ends
+    Each stretch of STRETCH_SECONDS is lifted to speech level, its speech regions found,
+    their language decided one by one (``auto``), and decoded in windows of one
+    language; a region left without words is decoded again on its own, and what still
+    yields nothing is recorded as a gap. Whisper's pieces are cut again at sentence ends
     and pauses, which is what captions, paragraphs and search hits want.
     """
     tracks = speaker_tracks(episode, SAMPLE_RATE)
     duration = len(tracks[0][1]) / SAMPLE_RATE
+    decoder = _Decoder(whisper, beam_size=opts["beam_size"], hotwords=opts["hotwords"],
+                       batch_size=batch_size)
     language = None if opts["language"] == "auto" else opts["language"]
-    batched = _language_keeping_pipeline(whisper)
-    detected = language
     segments: list[Segment] = []
+    gaps: list[Gap] = []
+    spoken: Counter[str] = Counter()  # words in each language: the transcript's is the most
+
+    def advance(seconds: float) -> None:
+        if progress:
+            progress(seconds / len(tracks))
+
     for speaker, samples in tracks:
         track_segments = []
-        for first, last in _windows(samples):
-            # The pipeline holds its speech regions and their features for the whole
-            # audio it is given: ten minutes at a time keeps an hour's memory flat.
-            batched.region_languages.clear()
-            found, info = batched.transcribe(
-                as_float(samples[first:last]),
-                language=language,
-                multilingual=language is None,
-                beam_size=opts["beam_size"],
-                batch_size=batch_size,
-                word_timestamps=True,
-                hotwords=", ".join(opts["hotwords"]) or None,
-            )
-            offset = first / SAMPLE_RATE
-            done = 0.0
-            for region in found:
-                region_language = language or batched.region_languages.get(region.seek, "")
-                track_segments += _sentences(_segment(region, speaker, offset), region_language)
-                if progress:
-                    progress((region.end - done) / len(tracks))
-                done = region.end
-            if progress:
-                progress(((last - first) / SAMPLE_RATE - done) / len(tracks))
-            detected = detected or info.language
+        for offset, audio in _lifted_stretches(samples):
+            pieces, stretch_gaps = decoder.transcribe(audio, language, advance)
+            for piece in pieces:
+                piece.speaker = speaker
+                _move(piece, offset)
+                spoken[piece.language] += len(piece.words)
+                track_segments += _sentences(piece, piece.language)
+            gaps += [Gap(round(gap.start + offset, 3), round(gap.end + offset, 3)) for gap in stretch_gaps]
         segments.extend(clean_word_times(track_segments, SpeechActivity(samples, SAMPLE_RATE)))
     segments.sort(key=lambda segment: (segment.start, segment.end))
+    main_language = language or (spoken.most_common(1)[0][0] if spoken else "")
     for number, segment in enumerate(segments):
         segment.id = number
-        segment.language = segment.language or detected or ""
+        segment.language = segment.language or main_language
     transcript = Transcript(
         episode=episode.slug,
-        language=detected or "",
+        language=main_language,
         duration=round(duration, 3),
         model=model_id,
         options=opts,
         audio_sha256=audio_sha256,
         segments=segments,
         podarchive_version=__version__,
+        gaps=merged_gaps(gaps),
     )
     transcript.timing_sha256 = transcript.words_digest()
     return transcript
 
 
-def _windows(samples: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) sample of each stretch to transcribe on its own: WINDOW_SECONDS long,
+def _lifted_stretches(samples: np.ndarray) -> Iterator[tuple[float, np.ndarray]]:
+    """Each stretch of ``samples`` (its start in seconds, its float samples) at speech level."""
+    for first, last in _stretches(samples):
+        yield first / SAMPLE_RATE, at_speech_level(as_float(samples[first:last]).reshape(-1), SAMPLE_RATE)
+
+
+def _stretches(samples: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) sample of each stretch to transcribe on its own: STRETCH_SECONDS long,
     each cut at the quietest moment near its end so no word is split."""
-    window, reach = WINDOW_SECONDS * SAMPLE_RATE, CUT_SEARCH_SECONDS * SAMPLE_RATE
+    window, reach = STRETCH_SECONDS * SAMPLE_RATE, CUT_SEARCH_SECONDS * SAMPLE_RATE
     cuts = [0]
     while len(samples) - cuts[-1] > window + reach:
         around = cuts[-1] + window - reach
@@ -229,54 +289,271 @@ def _windows(samples: np.ndarray) -> list[tuple[int, int]]:
     return list(pairwise([*cuts, len(samples)]))
 
 
-def _segment(found, speaker: str, offset: float = 0.0) -> Segment:
-    """Our segment from faster-whisper's, its times moved by ``offset`` seconds."""
+def _move(segment: Segment, seconds: float) -> None:
+    segment.start, segment.end = round(segment.start + seconds, 3), round(segment.end + seconds, 3)
+    for word in segment.words:
+        word.start, word.end = round(word.start + seconds, 3), round(word.end + seconds, 3)
+
+
+def _piece(text: str, start: float, end: float, found_words, language: str) -> Segment:
+    """Our segment from one of whisper's, its words given as (text, start, end, probability)."""
     words: list[Word] = []
-    for found_word in found.words or []:
-        text = found_word.word
+    for word_text, word_start, word_end, probability in found_words:
         # Whisper starts each word with a space; a piece without one continues the
         # previous word, as French elisions do ("m" + "'appelle").
-        if words and text[:1] not in ("", " "):
-            words[-1].text += text.strip()
-            words[-1].end = round(offset + found_word.end, 3)
-            words[-1].probability = round(min(words[-1].probability, found_word.probability), 4)
-        elif text.strip():
-            words.append(Word(text=text.strip(), start=round(offset + found_word.start, 3),
-                              end=round(offset + found_word.end, 3),
-                              probability=round(found_word.probability, 4)))
-    return Segment(id=found.id, start=round(offset + found.start, 3), end=round(offset + found.end, 3),
-                   text=found.text.strip(), speaker=speaker, words=words)
+        if words and word_text[:1] not in ("", " "):
+            words[-1].text += word_text.strip()
+            words[-1].end = round(word_end, 3)
+            words[-1].probability = round(min(words[-1].probability, probability), 4)
+        elif word_text.strip():
+            words.append(Word(text=word_text.strip(), start=round(word_start, 3),
+                              end=round(word_end, 3), probability=round(probability, 4)))
+    return Segment(id=0, start=round(start, 3), end=round(end, 3), text=text.strip(),
+                   language=language, words=words)
 
 
-def _language_keeping_pipeline(whisper):
-    """faster-whisper's batched pipeline, remembering the language it detects in each
-    speech region of a code-switching episode (it uses it, but does not return it).
+# faster-whisper's own defaults, for what its transcribe() would pass.
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+# A window whisper finds silent (no-speech probability above this while its words are
+# unlikely, as in faster-whisper's sequential decoding) holds no words: whisper makes up
+# its stock phrases ("Merci.", "Sous-titres réalisés par…") over breath and noise.
+NO_SPEECH_PROBABILITY = 0.6
+UNLIKELY_LOG_PROBABILITY = -1.0
+# Whisper hears a region's language in its first LANGUAGE_SECONDS. A region shorter than
+# LANGUAGE_SURE_SECONDS takes the language of the nearest speech, and one shorter than
+# LANGUAGE_ISLAND_SECONDS the language of the speech on both sides of it: a second or two
+# of speech says little about its language (measured on mit-licence-en-de: "zu
+# vervielfältigen", 1.4 s, heard as English). A language is spoken in a recording when
+# it holds LANGUAGE_SHARE of its speech, and LANGUAGE_MIN_SECONDS at least.
+LANGUAGE_SECONDS = 4.0
+LANGUAGE_SURE_SECONDS = 1.5
+LANGUAGE_ISLAND_SECONDS = 3.0
+LANGUAGE_SHARE = 0.05
+LANGUAGE_MIN_SECONDS = 3.0
 
-    Reads faster-whisper 1.2's internals (the pyproject pins <2): each batch's encoder
-    output is asked its languages again, which costs one decoder step, not an encoding.
+
+class _Decoder:
+    """faster-whisper's model driven window by window: the batched decoding of its
+    BatchedInferencePipeline, with windows podarchive chooses.
+
+    Reads faster-whisper 1.2's internals (the pyproject pins <2), as its batched
+    pipeline does: WhisperModel.encode, get_prompt, _split_segments_by_timestamps,
+    add_word_timestamps and the CTranslate2 model beneath.
     """
-    from faster_whisper import BatchedInferencePipeline
 
-    class LanguageKeepingPipeline(BatchedInferencePipeline):
-        def __init__(self, model):
-            super().__init__(model)
-            self.region_languages: dict[int, str] = {}  # region's seek -> language code
-            self._batch_languages: list[str] = []
+    def __init__(self, whisper, *, beam_size: int, hotwords: list[str], batch_size: int):
+        self.whisper = whisper
+        self.beam_size = beam_size
+        self.hotwords = ", ".join(hotwords) or None
+        self.batch_size = batch_size
 
-        def generate_segment_batched(self, features, tokenizer, options):
-            encoder_output, outputs = super().generate_segment_batched(features, tokenizer, options)
-            if options.multilingual:
-                self._batch_languages = [scores[0][0][2:-2]  # "<|de|>" -> "de"
-                                         for scores in self.model.model.detect_language(encoder_output)]
-            return encoder_output, outputs
+    def transcribe(self, audio: np.ndarray, language: str | None,
+                   advance: Callable[[float], None]) -> tuple[list[Segment], list[Gap]]:
+        """Pieces of transcript (times in seconds of ``audio``) and the speech left untranscribed."""
+        regions = speech_regions(audio, SAMPLE_RATE)
+        if language is None:
+            self._decide_languages(audio, regions)
+        else:
+            for region in regions:
+                region.language = language
+        windows = decoding_windows(regions)
+        pieces = [piece for found in self._decode_all(audio, windows, advance) for piece in found]
+        pieces, gaps = self._guard(audio, regions, pieces)
+        advance(len(audio) / SAMPLE_RATE - sum(region.seconds for region in regions))
+        return _runs_of_one_language(pieces), gaps
 
-        def forward(self, features, tokenizer, chunks_metadata, options):
-            outputs = super().forward(features, tokenizer, chunks_metadata, options)
-            for chunk, language in zip(chunks_metadata, self._batch_languages):
-                self.region_languages[int(chunk["offset"] * self.model.frames_per_second)] = language
-            return outputs
+    def _decide_languages(self, audio: np.ndarray, regions: list[Region]) -> None:
+        """Each region's language, among those the recording speaks.
 
-    return LanguageKeepingPipeline(whisper)
+        Whisper is asked about each region alone, from an encoding of the region's own
+        length (at most LANGUAGE_SECONDS: a tenth of a 30 s window's cost for a 3 s
+        region). On a second or two it often names a language nobody speaks (Welsh for
+        English, Turkish for French): only languages holding LANGUAGE_SHARE of the
+        recording's speech are chosen from, and a region too short to say takes the
+        language of the speech nearest to it.
+        """
+        asked = sorted([region for region in regions if region.seconds >= LANGUAGE_SURE_SECONDS]
+                       or regions, key=lambda region: region.seconds)
+        heard: dict[int, dict[str, float]] = {}
+        for batch in _batches(asked, self.batch_size):
+            features = [self._features(audio, region.start, min(region.end, region.start + LANGUAGE_SECONDS))
+                        for region in batch]
+            frames = max(feature.shape[-1] for feature in features)
+            stacked = np.stack([np.pad(feature, ((0, 0), (0, frames - feature.shape[-1])))
+                                for feature in features])
+            for region, scores in zip(batch, self.whisper.model.detect_language(self.whisper.encode(stacked))):
+                heard[id(region)] = {token[2:-2]: probability for token, probability in scores}  # "<|fr|>" -> "fr"
+        share: Counter[str] = Counter()
+        for region in asked:
+            for code, probability in heard[id(region)].items():
+                share[code] += region.seconds * probability
+        total = sum(share.values())
+        spoken = [code for code, amount in share.items()
+                  if amount >= max(LANGUAGE_SHARE * total, LANGUAGE_MIN_SECONDS)] or [share.most_common(1)[0][0]]
+        for region in regions:
+            if id(region) in heard:
+                region.language = max(spoken, key=lambda code: heard[id(region)].get(code, 0.0))
+        for n, region in enumerate(regions):  # too short to say: the language of the nearest speech
+            if id(region) not in heard:
+                before = next((r for r in reversed(regions[:n]) if id(r) in heard), None)
+                after = next((r for r in regions[n + 1:] if id(r) in heard), None)
+                nearest = min([r for r in (before, after) if r is not None],
+                              key=lambda r: r.start - region.end if r is after else region.start - r.end)
+                region.language = nearest.language
+        for before, region, after in zip(regions, regions[1:], regions[2:]):
+            if region.seconds < LANGUAGE_ISLAND_SECONDS and before.language == after.language:
+                region.language = before.language
+
+    def _features(self, audio: np.ndarray, start: float, end: float) -> np.ndarray:
+        """Whisper's log-mel features of ``audio`` from ``start`` to ``end`` seconds."""
+        return self.whisper.feature_extractor(audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])[..., :-1]
+
+    def _decode(self, audio: np.ndarray, batch: list[list[Region]], language: str) -> list[list[Segment]]:
+        """Whisper's pieces of each window in ``batch``, all in ``language``, decoded
+        together as faster-whisper's batched pipeline does (without timestamp tokens)."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        whisper = self.whisper
+        tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual,
+                              task="transcribe", language=language)
+        prompt = whisper.get_prompt(tokenizer, [], without_timestamps=True, hotwords=self.hotwords)
+        clips = [np.concatenate([audio[int(r.start * SAMPLE_RATE):int(r.end * SAMPLE_RATE)] for r in window])
+                 for window in batch]
+        encoder_output = whisper.encode(np.stack(
+            [pad_or_trim(whisper.feature_extractor(clip)[..., :-1]) for clip in clips]))
+        results = whisper.model.generate(
+            encoder_output, [prompt] * len(batch), beam_size=self.beam_size, patience=1,
+            length_penalty=1, max_length=whisper.max_length, suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]), return_scores=True,
+            return_no_speech_prob=True, sampling_temperature=0.0,
+        )
+        outputs, sizes, silent = [], [], []
+        for clip, result in zip(clips, results):
+            tokens = result.sequences_ids[0]
+            silent.append(result.no_speech_prob > NO_SPEECH_PROBABILITY
+                          and result.scores[0] * len(tokens) / (len(tokens) + 1) < UNLIKELY_LOG_PROBABILITY)
+            seconds = len(clip) / SAMPLE_RATE
+            sizes.append(int(np.ceil(seconds) * whisper.frames_per_second))
+            outputs.append([{"seek": 0, "start": 0.0, "end": seconds, "tokens": tokens}])
+        if any(result.sequences_ids[0] for result in results):
+            whisper.add_word_timestamps(outputs, tokenizer, encoder_output, sizes,
+                                        PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
+        return [[] if quiet else _placed(window, output[0].get("words", []), language)
+                for window, output, quiet in zip(batch, outputs, silent)]
+
+    def _decode_all(self, audio: np.ndarray, windows: list[list[Region]],
+                    advance: Callable[[float], None] | None = None) -> list[list[Segment]]:
+        """Whisper's pieces of each window, a batch of windows of one language at a time."""
+        found: dict[int, list[Segment]] = {}
+        for code in dict.fromkeys(window[0].language for window in windows):
+            mine = [n for n, window in enumerate(windows) if window[0].language == code]
+            for batch in _batches(mine, self.batch_size):
+                found.update(zip(batch, self._decode(audio, [windows[n] for n in batch], code)))
+                if advance:
+                    advance(sum(region.seconds for n in batch for region in windows[n]))
+        return [found[n] for n in range(len(windows))]
+
+    def _guard(self, audio: np.ndarray, regions: list[Region],
+               pieces: list[Segment]) -> tuple[list[Segment], list[Gap]]:
+        """Regions left without their words decoded again; the gaps left after that.
+
+        Whisper learnt on 30 s windows whose last sentence runs on into the next one: it
+        often ends a window seconds before its speech ends, expecting to be given the
+        rest (faster-whisper's sequential decoding seeks there; its batched decoding,
+        and so landed podarchive, lost it). Such regions are decoded again, together
+        in windows of their own, then one by one with whisper's sequential decoding
+        (its timestamps and temperature fallbacks), keeping whichever finds more words.
+        """
+        missing = [region for region in regions if undertranscribed(region, _words(pieces))]
+        windows = decoding_windows(missing)
+        for window, found in zip(windows, self._decode_all(audio, windows)):
+            for region in window:
+                pieces = _keep_more(pieces, region, found)
+        gaps = []
+        for region in missing:
+            if undertranscribed(region, _words(pieces)):
+                pieces = _keep_more(pieces, region, self._alone(audio, region))
+            if undertranscribed(region, _words(pieces)):
+                gaps.append(Gap(region.start, region.end))
+        return pieces, gaps
+
+    def _alone(self, audio: np.ndarray, region: Region) -> list[Segment]:
+        """``region`` decoded on its own, sequentially (whisper's timestamps and fallbacks)."""
+        clip = audio[int(region.start * SAMPLE_RATE):int(region.end * SAMPLE_RATE)]
+        found, _ = self.whisper.transcribe(
+            clip, language=region.language or None, beam_size=self.beam_size, word_timestamps=True,
+            vad_filter=False, condition_on_previous_text=False, hotwords=self.hotwords)
+        pieces = []
+        for part in found:
+            piece = _piece(part.text, part.start, part.end,
+                           [(w.word, w.start, w.end, w.probability) for w in part.words or []],
+                           region.language)
+            _move(piece, region.start)
+            pieces.append(piece)
+        return pieces
+
+
+def _runs_of_one_language(pieces: list[Segment]) -> list[Segment]:
+    """The words of ``pieces`` in time order, a piece for each run of one language: each
+    is then cut at sentence ends and pauses, wherever its words were decoded."""
+    spoken = sorted(((word, piece.language) for piece in pieces for word in piece.words),
+                    key=lambda item: item[0].start)
+    runs = [list(run) for _, run in groupby(spoken, key=lambda item: item[1])]
+    return [_of_words([word for word, _ in run], run[0][1]) for run in runs]
+
+
+def _words(pieces: list[Segment]) -> list[Word]:
+    return [word for piece in pieces for word in piece.words]
+
+
+def _keep_more(pieces: list[Segment], region: Region, again: list[Segment]) -> list[Segment]:
+    """``pieces`` with their words in ``region`` replaced by ``again``'s, if those are more."""
+    found = words_in(region, _words(again))
+    if len(found) <= len(words_in(region, _words(pieces))):
+        return pieces
+    kept = [_without(piece, region) for piece in pieces]
+    return [piece for piece in kept if piece.words] + [_of_words(found, region.language)]
+
+
+def _placed(window: list[Region], found_words: list[dict], language: str) -> list[Segment]:
+    """A window's words at their times in the recording, a piece for each region.
+
+    A window's regions are decoded one after the other, the pauses between them left
+    out (as faster-whisper's batched pipeline does): a word belongs to the region its
+    middle falls in, and moves by that region's place in the recording.
+    """
+    starts = np.cumsum([0.0, *(region.seconds for region in window[:-1])])
+    by_region: list[list[tuple]] = [[] for _ in window]
+    for word in found_words:
+        n = max(0, int(np.searchsorted(starts, (word["start"] + word["end"]) / 2, side="right")) - 1)
+        region, shift = window[n], window[n].start - starts[n]
+        by_region[n].append((word["word"], min(max(word["start"] + shift, region.start), region.end),
+                             min(max(word["end"] + shift, region.start), region.end), word["probability"]))
+    pieces = [_piece("", region.start, region.end, words, language) for region, words in zip(window, by_region)]
+    return [_of_words(piece.words, language) for piece in pieces if piece.words]
+
+
+def _of_words(words: list[Word], language: str) -> Segment:
+    return Segment(id=0, start=words[0].start, end=words[-1].end, text=join_words([w.text for w in words]),
+                   language=language, words=words)
+
+
+def _without(piece: Segment, region: Region) -> Segment:
+    """``piece`` without its words inside ``region``."""
+    inside = {id(word) for word in words_in(region, piece.words)}
+    if not inside:
+        return piece
+    words = [word for word in piece.words if id(word) not in inside]
+    return Segment(id=piece.id, start=words[0].start if words else piece.start,
+                   end=words[-1].end if words else piece.end,
+                   text=join_words([word.text for word in words]), language=piece.language, words=words)
+
+
+def _batches(items: list, size: int) -> list[list]:
+    return [items[first:first + size] for first in range(0, len(items), size)]
 
 
 def _sentences(region: Segment, language: str) -> list[Segment]:

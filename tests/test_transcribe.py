@@ -10,7 +10,13 @@ from click.testing import CliRunner
 from pipeline.archive import load_archive
 from pipeline.cli import cli
 from pipeline.model import Transcript
-from pipeline.transcribe import TranscribeOptions, decoding_options, hotwords, transcribe_archive
+from pipeline.transcribe import (
+    SPEECH_REGIONS_METHOD,
+    TranscribeOptions,
+    decoding_options,
+    hotwords,
+    transcribe_archive,
+)
 
 from conftest import copy_archive, reference, word_error_rate
 
@@ -32,7 +38,7 @@ def test_glossary_is_the_archives_then_the_episodes(tmp_path):
     # A name belongs to its episode: Kennedy's episode gets only the archive-wide words.
     assert hotwords(archive, archive.episode("kennedy-inaugural-1961")) == ["podarchive", "CNRC"]
     options = decoding_options(archive, joanis, TranscribeOptions())
-    assert options["language"] == "fr" and options["vad_filter"] is True
+    assert options["language"] == "fr" and options["speech_regions"] == SPEECH_REGIONS_METHOD
 
 
 @pytest.mark.model
@@ -192,19 +198,19 @@ def test_progress_counts_seconds_of_audio(small_archive):
 
 
 def test_long_recordings_are_cut_in_windows_at_quiet_moments():
-    from pipeline.transcribe import CUT_SEARCH_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, _windows
+    from pipeline.transcribe import CUT_SEARCH_SECONDS, SAMPLE_RATE, STRETCH_SECONDS, _stretches
 
     minutes = 25
     samples = np.random.default_rng(1).normal(0, 0.1, minutes * 60 * SAMPLE_RATE).astype(np.float32)
-    quiet = [WINDOW_SECONDS + 12.0, 2 * WINDOW_SECONDS - 8.0]  # where a pause really is
+    quiet = [STRETCH_SECONDS + 12.0, 2 * STRETCH_SECONDS - 8.0]  # where a pause really is
     for at in quiet:
         samples[int(at * SAMPLE_RATE):int((at + 0.3) * SAMPLE_RATE)] = 0.0
-    windows = _windows(samples)
+    windows = _stretches(samples)
     assert windows[0][0] == 0 and windows[-1][1] == len(samples)
     assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     cuts = [first / SAMPLE_RATE for first, _ in windows[1:]]
     assert cuts == pytest.approx(quiet, abs=0.31)
-    assert all(last - first <= (WINDOW_SECONDS + CUT_SEARCH_SECONDS) * SAMPLE_RATE for first, last in windows)
+    assert all(last - first <= (STRETCH_SECONDS + CUT_SEARCH_SECONDS) * SAMPLE_RATE for first, last in windows)
 
 
 @pytest.mark.model
@@ -212,9 +218,9 @@ def test_a_recording_transcribed_in_windows_keeps_its_words_and_times(tmp_path, 
     from pipeline import transcribe
 
     root = copy_archive(tmp_path / "a", slugs=["mit-licence-en-de"])
-    monkeypatch.setattr(transcribe, "WINDOW_SECONDS", 20)
+    monkeypatch.setattr(transcribe, "STRETCH_SECONDS", 20)
     monkeypatch.setattr(transcribe, "CUT_SEARCH_SECONDS", 5)
-    assert len(transcribe._windows(np.zeros(60 * transcribe.SAMPLE_RATE, np.float32))) >= 3
+    assert len(transcribe._stretches(np.zeros(60 * transcribe.SAMPLE_RATE, np.float32))) >= 3
     assert CliRunner().invoke(cli, ["--archive", str(root), "transcribe"]).exit_code == 0
     windowed = load(root, "mit-licence-en-de")
     english = " ".join(w.text for s in windowed.segments for w in s.words if w.start < 29.5)

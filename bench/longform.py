@@ -1,0 +1,254 @@
+"""Long recordings: is any speech silently lost?
+
+Assembles long recordings from the repository's real clips (tests/data/clips and the
+bundled episodes), each clip's place known:
+
+  bilingual  about 22 minutes, French and English alternating every 5 to 50 s with
+             0.5 s pauses, the soft voice of fleurs-fr-000 (about 40 dB below the
+             others) among them; language "auto"
+  french     about 12 minutes of French only, the soft voice among them; language "fr"
+  bundled    the bundled episodes as they are (short clips: nothing is lost there)
+
+and transcribes each with `podarchive transcribe` of this checkout and of an earlier
+revision (--against, default the last main before long recordings were guarded), each
+in a process of its own, model loading included. Each distinct clip is also
+transcribed alone. Prints, per recording and revision: wall time, pooled word error
+rate against the same clips transcribed alone, the lowest coverage of any clip (words
+found / reference words), the gaps recorded; then the time ratios.
+
+    python bench/longform.py [--against REV] [--minutes 22]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import jiwer
+import numpy as np
+
+# Python puts this script's folder first on the path, where bench/pipeline.py would
+# shadow the pipeline package itself.
+sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from pipeline.audio import SAMPLE_RATE, decode, probe
+
+REPO = Path(__file__).resolve().parent.parent
+CLIPS = REPO / "tests" / "data" / "clips"
+REFERENCES = REPO / "tests" / "data" / "references"
+EPISODES = REPO / "episodes"
+# The last main before this bench: long recordings lost whole passages there.
+BEFORE_GUARD = "f271d08"
+PAUSE_SECONDS = 0.5
+QUIET = "fleurs-fr-000"
+
+# clip name -> (recording, reference, language, seconds kept or None for all)
+FRENCH = {
+    "leopard-fr": (EPISODES / "conservateur-des-eaux-et-forets/leopard-fr.wav", REFERENCES / "leopard-fr.txt"),
+    "ej-fra": (EPISODES / "eric-joanis-readalongs/ej-fra.m4a", REFERENCES / "ej-fra.txt"),
+    "cheetah-fr": (CLIPS / "cheetah-fr.wav", CLIPS / "cheetah-fr.txt"),
+    **{f"fleurs-fr-00{n}": (CLIPS / f"fleurs-fr-00{n}.ogg", CLIPS / f"fleurs-fr-00{n}.txt") for n in range(5)},
+}
+ENGLISH = {
+    "jfk": (EPISODES / "kennedy-inaugural-1961/jfk.flac", REFERENCES / "jfk.txt"),
+    "three-speakers-en": (CLIPS / "three-speakers-en.wav", CLIPS / "three-speakers-en.txt"),
+    "mit-licence-en": (EPISODES / "mit-licence-en-de/multilingual.mp3", REFERENCES / "multilingual.en.txt"),
+    "sonnet001": (CLIPS / "sonnet001.mp3", CLIPS / "sonnet001.txt"),
+}
+KEPT_SECONDS = {"mit-licence-en": 29.5}  # its reference covers the English first half
+
+
+def normalise(text: str) -> str:
+    import re
+
+    text = text.lower().replace("\u2019", "'")
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def samples(name: str) -> np.ndarray:
+    path = {**FRENCH, **ENGLISH}[name][0]
+    found = decode(path, probe(path), SAMPLE_RATE, stereo=False)[:, 0]
+    kept = KEPT_SECONDS.get(name)
+    return found[: int(kept * SAMPLE_RATE)] if kept else found
+
+
+def reference(name: str) -> str:
+    return normalise({**FRENCH, **ENGLISH}[name][1].read_text(encoding="utf-8"))
+
+
+def bilingual_order(minutes: float, rng: random.Random) -> list[str]:
+    order, seconds, french = [], 0.0, True
+    while seconds < minutes * 60:
+        name = rng.choice(sorted(FRENCH if french else ENGLISH))
+        order.append(name)
+        seconds += len(samples(name)) / SAMPLE_RATE + PAUSE_SECONDS
+        french = not french
+    return order
+
+
+def french_order(minutes: float, rng: random.Random) -> list[str]:
+    order, seconds = [], 0.0
+    while seconds < minutes * 60:
+        names = sorted(FRENCH)
+        rng.shuffle(names)
+        for name in names:
+            order.append(name)
+            seconds += len(samples(name)) / SAMPLE_RATE + PAUSE_SECONDS
+    return order
+
+
+def write_recording(order: list[str], path: Path) -> list[dict]:
+    """The clips of ``order`` one after another into a WAV file; where each one lies."""
+    pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.int16)
+    cache: dict[str, np.ndarray] = {}
+    places, parts, at = [], [], 0
+    for name in order:
+        clip = cache.setdefault(name, samples(name))
+        places.append({"clip": name, "start": at / SAMPLE_RATE, "end": (at + len(clip)) / SAMPLE_RATE})
+        parts += [clip, pause]
+        at += len(clip) + len(pause)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(np.concatenate(parts).tobytes())
+    return places
+
+
+def archive_with(folder: Path, episodes: dict[str, tuple[Path, str]]) -> Path:
+    """An archive of one episode per (recording, language)."""
+    (folder / "episodes").mkdir(parents=True)
+    shutil.copy(REPO / "archive.toml", folder / "archive.toml")
+    shutil.copy(REPO / "cover.png", folder / "cover.png")
+    for slug, (recording, language) in episodes.items():
+        target = folder / "episodes" / slug
+        target.mkdir()
+        shutil.copy(recording, target / recording.name)
+        (target / "episode.toml").write_text(
+            f'title = "{slug}"\ndate = 2025-01-01\nlanguage = "{language}"\naudio = "{recording.name}"\n')
+    return folder
+
+
+def transcribe(folder: Path, code: Path) -> float:
+    """Seconds `podarchive transcribe` of the checkout at ``code`` takes on ``folder``."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipeline", "--archive", str(folder), "transcribe"],
+                   check=True, capture_output=True, cwd=code,
+                   env={**os.environ, "PYTHONPATH": str(code)})
+    return time.perf_counter() - began
+
+
+def words_of(folder: Path, slug: str) -> tuple[list[dict], list[dict]]:
+    data = json.loads((folder / "episodes" / slug / "transcript.json").read_text(encoding="utf-8"))
+    return [w for s in data["segments"] for w in s["words"]], data.get("gaps", [])
+
+
+def said_in(words: list[dict], start: float, end: float) -> str:
+    return normalise(" ".join(w["text"] for w in words if start - 0.25 <= (w["start"] + w["end"]) / 2 < end + 0.25))
+
+
+def score(words: list[dict], places: list[dict], alone: dict[str, str]) -> dict:
+    references = [reference(place["clip"]) for place in places]
+    found = [said_in(words, place["start"], place["end"]) for place in places]
+    coverage = [(min(1.0, len(hyp.split()) / len(ref.split())), place)
+                for place, ref, hyp in zip(places, references, found)]
+    lowest, where = min(coverage, key=lambda item: item[0])
+    quiet = [c for c, place in coverage if place["clip"] == QUIET]
+    return {
+        "wer": jiwer.wer(references, [hyp or "" for hyp in found]),
+        "alone": jiwer.wer(references, [alone[place["clip"]] for place in places]),
+        "lowest": lowest, "lowest_clip": f"{where['clip']} at {where['start']:.0f} s",
+        "quiet": min(quiet) if quiet else None,
+        "below_09": sum(c < 0.9 for c, _ in coverage), "clips": len(places),
+    }
+
+
+def alone_texts(work: Path, names: list[str], language: str) -> dict[str, str]:
+    """Each clip transcribed on its own, as this checkout does."""
+    folder = work / f"alone-{language}"
+    episodes = {}
+    for name in names:
+        path = folder / "audio" / f"{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_recording([name], path)
+        episodes[name] = (path, language)
+    archive_with(folder / "archive", episodes)
+    transcribe(folder / "archive", REPO)
+    return {name: normalise(" ".join(w["text"] for w in words_of(folder / "archive", name)[0]))
+            for name in names}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--against", default=BEFORE_GUARD, help="the earlier revision to time")
+    parser.add_argument("--minutes", type=float, default=22.0, help="length of the bilingual recording")
+    arguments = parser.parse_args()
+    rng = random.Random(12)
+    with tempfile.TemporaryDirectory(prefix="longform-") as scratch:
+        work = Path(scratch)
+        os.environ.setdefault("PODARCHIVE_CACHE_DIR", str(work / "cache"))
+        before = work / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), arguments.against],
+                       check=True, capture_output=True, cwd=REPO)
+        try:
+            run(work, before, arguments.minutes, rng)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], check=False, capture_output=True,
+                           cwd=REPO)
+
+
+def run(work: Path, before: Path, minutes: float, rng: random.Random) -> None:
+    recordings = {
+        "bilingual": (bilingual_order(minutes, rng), "auto"),
+        "french": (french_order(minutes * 12 / 22, rng), "fr"),
+    }
+    print(f"clips alone ({sys.executable}) …", flush=True)
+    alone = {"auto": alone_texts(work, sorted({**FRENCH, **ENGLISH}), "auto"),
+             "fr": alone_texts(work, sorted(FRENCH), "fr")}
+    rows = []
+    for name, (order, language) in recordings.items():
+        path = work / "audio" / f"{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        places = write_recording(order, path)
+        seconds = places[-1]["end"]
+        for label, code in (("before", before), ("now", REPO)):
+            folder = archive_with(work / f"{name}-{label}", {name: (path, language)})
+            took = transcribe(folder, code)
+            words, gaps = words_of(folder, name)
+            rows.append((name, label, seconds, took, score(words, places, alone[language]), gaps))
+            print_row(rows[-1])
+    for label, code in (("before", before), ("now", REPO)):
+        folder = work / f"bundled-{label}"
+        shutil.copytree(EPISODES, folder / "episodes", ignore=shutil.ignore_patterns("transcript.json"))
+        shutil.copy(REPO / "archive.toml", folder / "archive.toml")
+        shutil.copy(REPO / "cover.png", folder / "cover.png")
+        rows.append(("bundled", label, 0.0, transcribe(folder, code), None, []))
+        print(f"bundled    {label:6} {rows[-1][3]:7.1f} s wall", flush=True)
+    print()
+    times = {(name, label): took for name, label, _, took, _, _ in rows}
+    for name in ("bilingual", "french", "bundled"):
+        ratio = times[(name, "now")] / times[(name, "before")]
+        print(f"time now / before, {name:9}: {ratio:.2f} ({100 * (ratio - 1):+.0f} %)")
+
+
+def print_row(row) -> None:
+    name, label, seconds, took, scores, gaps = row
+    quiet = "—" if scores["quiet"] is None else f"{scores['quiet']:.2f}"
+    print(f"{name:10} {label:6} {seconds / 60:5.1f} min  {took:7.1f} s wall  "
+          f"WER {scores['wer']:.3f} (clips alone {scores['alone']:.3f})  "
+          f"lowest coverage {scores['lowest']:.2f} ({scores['lowest_clip']})  "
+          f"quiet clip {quiet}  clips < 0.9: {scores['below_09']}/{scores['clips']}  gaps {len(gaps)}",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
