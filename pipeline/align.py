@@ -26,7 +26,7 @@ from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
 from .model import Outcome, Segment, Transcript, Word
 from .redaction import REDACTED, fold
-from .speech import FRAME_SECONDS, Region, frame_levels, undertranscribed
+from .speech import FRAME_SECONDS, Region, frame_levels, untranscribed
 from .storage import atomic_write_json
 
 MAX_LINE_CHARS = 42
@@ -125,7 +125,7 @@ def _retime(episode: Episode, transcript: Transcript, correction: Correction | N
         clean_word_times([segment], activity.get(segment.speaker))
     # A gap a producer's words now fill is no longer one.
     words = [word for segment in transcript.segments for word in segment.words]
-    transcript.gaps = [gap for gap in transcript.gaps if undertranscribed(Region(gap.start, gap.end), words)]
+    transcript.gaps = [gap for gap in transcript.gaps if untranscribed(Region(gap.start, gap.end), words)]
     transcript.timing_sha256 = transcript.words_digest()
     return transcript
 

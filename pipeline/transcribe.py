@@ -33,6 +33,7 @@ from .speech import (
     merged_gaps,
     speech_regions,
     undertranscribed,
+    untranscribed,
     words_in,
 )
 from .storage import atomic_write_json, cache_dir, sha256_file
@@ -201,7 +202,7 @@ def _reviewed_gaps(episode: Episode, transcript: Transcript) -> list[Gap]:
         for offset, audio in _lifted_stretches(samples):
             gaps += [Gap(round(region.start + offset, 3), round(region.end + offset, 3))
                      for region in speech_regions(audio, SAMPLE_RATE)
-                     if undertranscribed(region, words, offset)]
+                     if untranscribed(region, words, offset)]
     gaps = merged_gaps(gaps)
     cached.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cached, [asdict(gap) for gap in gaps])
@@ -338,8 +339,8 @@ class _Decoder:
     BatchedInferencePipeline, with windows podarchive chooses.
 
     Reads faster-whisper 1.2's internals (the pyproject pins <2), as its batched
-    pipeline does: WhisperModel.encode, get_prompt, _split_segments_by_timestamps,
-    add_word_timestamps and the CTranslate2 model beneath.
+    pipeline does: WhisperModel.encode, get_prompt, add_word_timestamps and the
+    CTranslate2 model beneath.
     """
 
     def __init__(self, whisper, *, beam_size: int, hotwords: list[str], batch_size: int):
@@ -352,6 +353,9 @@ class _Decoder:
                    advance: Callable[[float], None]) -> tuple[list[Segment], list[Gap]]:
         """Pieces of transcript (times in seconds of ``audio``) and the speech left untranscribed."""
         regions = speech_regions(audio, SAMPLE_RATE)
+        if not regions:
+            advance(len(audio) / SAMPLE_RATE)
+            return [], []
         if language is None:
             self._decide_languages(audio, regions)
         else:
@@ -449,7 +453,9 @@ class _Decoder:
         """Whisper's pieces of each window, a batch of windows of one language at a time."""
         found: dict[int, list[Segment]] = {}
         for code in dict.fromkeys(window[0].language for window in windows):
-            mine = [n for n, window in enumerate(windows) if window[0].language == code]
+            # A batch decodes until its longest window is done: windows of like length together.
+            mine = sorted((n for n, window in enumerate(windows) if window[0].language == code),
+                          key=lambda n: sum(region.seconds for region in windows[n]))
             for batch in _batches(mine, self.batch_size):
                 found.update(zip(batch, self._decode(audio, [windows[n] for n in batch], code)))
                 if advance:
@@ -476,7 +482,7 @@ class _Decoder:
         for region in missing:
             if undertranscribed(region, _words(pieces)):
                 pieces = _keep_more(pieces, region, self._alone(audio, region))
-            if undertranscribed(region, _words(pieces)):
+            if untranscribed(region, _words(pieces)):
                 gaps.append(Gap(region.start, region.end))
         return pieces, gaps
 

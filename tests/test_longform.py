@@ -3,7 +3,6 @@ and the gaps transcription could not fill, reported to the producer."""
 
 import itertools
 import json
-import wave
 from pathlib import Path
 
 import jiwer
@@ -12,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy.io import wavfile
 
 from pipeline.audio import SAMPLE_RATE, as_float, decode, probe
 from pipeline.cli import cli
@@ -26,6 +26,7 @@ from pipeline.speech import (
     merged_gaps,
     speech_regions,
     undertranscribed,
+    untranscribed,
 )
 from pipeline.transcribe import SPEECH_REGIONS_METHOD
 
@@ -80,11 +81,7 @@ def assemble(path: Path) -> dict[str, tuple[float, float]]:
         places[name] = (at / SAMPLE_RATE, (at + len(part)) / SAMPLE_RATE)
         parts += [part, np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.int16)]
         at += len(part) + int(PAUSE_SECONDS * SAMPLE_RATE)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(np.concatenate(parts).tobytes())
+    wavfile.write(path, SAMPLE_RATE, np.concatenate(parts))
     return places
 
 
@@ -200,6 +197,9 @@ def test_a_region_with_far_fewer_words_than_its_speech_time_is_undertranscribed(
     assert undertranscribed(region, words[:3])
     assert not undertranscribed(Region(10.0, 10.8), [])  # too short to say
     assert undertranscribed(Region(12.0, 18.0), words, offset=-100.0)
+    # A gap is speech with no word at all: a second holding one word is none.
+    assert untranscribed(Region(30.0, 32.5), words) and not untranscribed(region, words[:1])
+    assert not untranscribed(Region(12.0, 12.9), [])
 
 
 def test_nearby_gaps_are_reported_as_one():
