@@ -467,11 +467,11 @@ class _Decoder:
         """Regions left without their words decoded again; the gaps left after that.
 
         Whisper learnt on 30 s windows whose last sentence runs on into the next one: it
-        often ends a window seconds before its speech ends, expecting to be given the
-        rest (faster-whisper's sequential decoding seeks there; its batched decoding,
-        and so landed podarchive, lost it). Such regions are decoded again, together
-        in windows of their own, then one by one with whisper's sequential decoding
-        (its timestamps and temperature fallbacks), keeping whichever finds more words.
+        often ends a window seconds before its speech ends, or skips a passage in it
+        (faster-whisper's sequential decoding seeks back there; batched decoding, and so
+        landed podarchive, lost it). Such regions are decoded again, together in windows
+        of their own, then one by one with whisper's sequential decoding (its timestamps
+        and temperature fallbacks), keeping whichever finds more words.
         """
         missing = [region for region in regions if undertranscribed(region, _words(pieces))]
         windows = decoding_windows(missing)

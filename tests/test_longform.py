@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.io import wavfile
 
+from pipeline.archive import load_archive
 from pipeline.audio import SAMPLE_RATE, as_float, decode, probe
 from pipeline.cli import cli
 from pipeline.model import Gap, Segment, Transcript, Word
@@ -28,7 +29,12 @@ from pipeline.speech import (
     undertranscribed,
     untranscribed,
 )
-from pipeline.transcribe import SPEECH_REGIONS_METHOD
+from pipeline.transcribe import (
+    SPEECH_REGIONS_METHOD,
+    TranscribeOptions,
+    decoding_options,
+    is_up_to_date,
+)
 
 from conftest import REFERENCES, copy_archive, normalise, write_transcript
 
@@ -238,6 +244,20 @@ def test_noise_yields_no_words_and_no_gap(longform):
     assert words_between(transcript, start + 0.3, end - 0.3) == []
     assert not [gap for gap in transcript.gaps if gap.start < end and gap.end > start]
     assert "speech not transcribed" not in output
+
+
+def test_a_transcript_made_before_the_guard_is_stale(tmp_path):
+    """The method is recorded in the options: the next run transcribes older transcripts again."""
+    root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
+    archive = load_archive(root)
+    episode = archive.episode("kennedy-inaugural-1961")
+    options = decoding_options(archive, episode, TranscribeOptions())
+    transcript = write_transcript(root, episode.slug, [])
+    transcript.model, transcript.options = "embedded:whisper-base", options
+    assert is_up_to_date(transcript, transcript.audio_sha256, transcript.model, options)
+    older = {**{k: v for k, v in options.items() if k != "speech_regions"}, "vad_filter": True}
+    transcript.options = older
+    assert not is_up_to_date(transcript, transcript.audio_sha256, transcript.model, options)
 
 
 def _reviewed(root: Path, slug: str, words: list[Word], gaps: list[Gap], options: dict) -> None:
