@@ -99,7 +99,8 @@ def words_of(root, slug):
 def a_long_word(root, slug, *, avoid=()):
     """A word whisper wrote in this episode (its words vary with the core count)."""
     words = {fold(w.text.strip(".,;:!?")) for w in words_of(root, slug)} - {fold(a) for a in avoid}
-    return min(words, key=lambda w: (-len(w), w))
+    # One token to the index: no hyphen or apostrophe splits it.
+    return min((w for w in words if w.isalpha()), key=lambda w: (-len(w), w))
 
 
 def hand_made(root, slug, texts, *, start=0.5, word_seconds=0.4, language="en"):
@@ -777,7 +778,8 @@ def test_no_published_byte_holds_a_promise_broken(consent_archive):
         assert needle not in raw, needle
     html = (root / "feed/episodes/interview-cnrc/transcript.html").read_text("utf-8")
     assert "je m&#39;appelle [redacted]" in html
-    assert "Joanis," in [w.text for w in words_of(root, "interview-cnrc")]  # the producers keep the words
+    # The producers keep the words.
+    assert "joanis" in [fold(w.text).strip(".,;:!?") for w in words_of(root, "interview-cnrc")]
     result = invoke(root, "check")
     assert result.exit_code == 0, result.output
     for query in ("Joanis", "joanis", "JOANÍS", '"Éric Joanis"', "ask not", "conservateur", "horizon"):
@@ -823,6 +825,7 @@ def test_a_restricted_segment_is_cut_and_silenced(consent_archive):
     segment["restricted"] = True
     path.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
     said_elsewhere = {fold(w["text"]) for s in data["segments"][:-1] for w in s["words"]}
+    said_in_segment = [w["text"].strip(".,;:!?") for w in segment["words"]]
     word = max((w["text"] for w in segment["words"] if fold(w["text"]) not in said_elsewhere
                 and w["text"].isalpha()), key=len)
     assert search(root, word) == []  # the gate is asked before the index is updated
@@ -832,7 +835,7 @@ def test_a_restricted_segment_is_cut_and_silenced(consent_archive):
     assert fold(word).encode() not in raw_index_bytes(root)
     mp3 = root / "feed/episodes/interview-cnrc/audio.mp3"
     assert level_dbfs(mp3, segment["start"] + 0.05, segment["end"] - 0.05) < -60
-    assert search(root, data["segments"][0]["words"][-1]["text"])  # the rest is searchable again
+    assert search(root, a_long_word(root, "interview-cnrc", avoid=[*said_in_segment, "Joanis"]))  # the rest is found
 
 
 @pytest.mark.model
