@@ -230,10 +230,11 @@ def test_corrected_words_are_timed_and_published(transcribed_archive, tmp_path):
     root = archive_copy(transcribed_archive, tmp_path)
     runner = CliRunner()
     true_jfk = read_transcript(transcript_path(root, "kennedy-inaugural-1961"))
-    said = {w.text: w.start for s in true_jfk.segments for w in s.words}
+    # Whisper's punctuation varies with the core count ("Americans," or "Americans").
+    said = {w.text.strip(",."): w.start for s in true_jfk.segments for w in s.words}
 
     def mistakes(words: list[Word]) -> list[Word]:
-        words = replace_word(words, "Americans,", "Amerigans,")  # a misheard name
+        words = replace_word(words, "Americans,?", "Amerigans,")  # a misheard name
         words = [w for w in words if w.text != "not"]  # a word whisper missed
         n = next((k for k, w in enumerate(words) if w.text == "can"), None)
         if n is not None and not any(w.text == "really" for w in words):  # a word it made up
@@ -276,8 +277,8 @@ def test_corrected_words_are_timed_and_published(transcribed_archive, tmp_path):
     assert unchanged and all(ej.segments[n] == wrong_ej.segments[n] for n in unchanged)
     # The corrected words start where they are said (whisper's own start of the same
     # word, or of the word it wrote instead, is within half a second).
-    start_of = {w.text: w.start for s in jfk.segments for w in s.words}
-    for word in ("Americans,", "not", "can"):
+    start_of = {w.text.strip(",."): w.start for s in jfk.segments for w in s.words}
+    for word in ("Americans", "not", "can"):
         assert abs(start_of[word] - said[word]) <= 0.5, word
     was = {w.text: w.start for s in wrong_ej.segments for w in s.words}
     now = {w.text: w.start for s in ej.segments for w in s.words}
@@ -324,7 +325,7 @@ def test_a_corrected_transcript_txt_is_aligned_once(transcribed_archive, tmp_pat
     result = runner.invoke(cli, ["--archive", str(root), "align", "kennedy-inaugural-1961"])
     assert result.exit_code == 0, result.output
     words = [w.text for s in read_transcript(jfk / "transcript.json").segments for w in s.words]
-    assert words[:6] == ["And", "so", "my", "fellow", "fine", "Americans,"]
+    assert [word.strip(",.") for word in words[:6]] == ["And", "so", "my", "fellow", "fine", "Americans"]
 
 
 @pytest.mark.model
