@@ -481,7 +481,8 @@ class _Decoder:
         of their own, then one by one with whisper's sequential decoding (its timestamps
         and temperature fallbacks), keeping whichever finds more words.
         """
-        missing = [region for region in regions if undertranscribed(region, _words(pieces))]
+        decoded = _words(pieces)
+        missing = [region for region in regions if undertranscribed(region, decoded)]
         windows = decoding_windows(missing)
         for window, found in zip(windows, self._decode_all(audio, windows)):
             for region in window:
@@ -526,10 +527,11 @@ def _words(pieces: list[Segment]) -> list[Word]:
 def _keep_more(pieces: list[Segment], region: Region, again: list[Segment]) -> list[Segment]:
     """``pieces`` with their words in ``region`` replaced by ``again``'s, if those are more."""
     found = words_in(region, _words(again))
-    if len(found) <= len(words_in(region, _words(pieces))):
+    replaced = {id(word) for word in words_in(region, _words(pieces))}
+    if len(found) <= len(replaced):
         return pieces
-    kept = [_without(piece, region) for piece in pieces]
-    return [piece for piece in kept if piece.words] + [_of_words(found, region.language)]
+    kept = [(piece.language, [word for word in piece.words if id(word) not in replaced]) for piece in pieces]
+    return [_of_words(words, language) for language, words in kept if words] + [_of_words(found, region.language)]
 
 
 def _placed(window: list[Region], found_words: list[dict], language: str) -> list[Segment]:
@@ -553,17 +555,6 @@ def _placed(window: list[Region], found_words: list[dict], language: str) -> lis
 def _of_words(words: list[Word], language: str) -> Segment:
     return Segment(id=0, start=words[0].start, end=words[-1].end, text=join_words([w.text for w in words]),
                    language=language, words=words)
-
-
-def _without(piece: Segment, region: Region) -> Segment:
-    """``piece`` without its words inside ``region``."""
-    inside = {id(word) for word in words_in(region, piece.words)}
-    if not inside:
-        return piece
-    words = [word for word in piece.words if id(word) not in inside]
-    return Segment(id=piece.id, start=words[0].start if words else piece.start,
-                   end=words[-1].end if words else piece.end,
-                   text=join_words([word.text for word in words]), language=piece.language, words=words)
 
 
 def _batches(items: list, size: int) -> list[list]:
