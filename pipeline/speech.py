@@ -75,7 +75,8 @@ def level_gains(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         return levels
     power = 10 ** (levels / 10)
     average = max(1, round(LEVEL_AVERAGE_SECONDS / FRAME_SECONDS))
-    levels = 10 * np.log10(np.convolve(power, np.ones(average) / average, mode="same") + 1e-12)
+    around = np.pad(power, (average // 2, average - average // 2 - 1))  # silence beyond the ends
+    levels = 10 * np.log10(np.convolve(around, np.ones(average) / average, mode="valid") + 1e-12)
     reach = max(1, round(PEAK_SECONDS / FRAME_SECONDS))
     padded = np.pad(levels, (reach // 2, reach - reach // 2 - 1), constant_values=levels.min())
     peaks = np.lib.stride_tricks.sliding_window_view(padded, reach).max(axis=1)
@@ -91,10 +92,14 @@ def at_speech_level(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     if gains.size == 0:  # shorter than a frame: nothing to lift
         return samples
     hop = max(1, int(sample_rate * FRAME_SECONDS))
-    factors = np.repeat((10 ** (gains / 20)).astype(np.float32), hop)
-    if factors.size < samples.size:  # the last part of a frame keeps the last frame's gain
-        factors = np.pad(factors, (0, samples.size - factors.size), mode="edge")
-    return np.clip(samples * factors[: samples.size], -1.0, 1.0)
+    factors = (10 ** (gains / 20)).astype(np.float32)
+    # Frame by frame in place: an hour's samples repeated gain by gain would take a
+    # second and three copies of the recording.
+    lifted = np.empty(samples.shape, dtype=np.float32)
+    whole = factors.size * hop
+    np.multiply(samples[:whole].reshape(-1, hop), factors[:, None], out=lifted[:whole].reshape(-1, hop))
+    np.multiply(samples[whole:], factors[-1], out=lifted[whole:])  # the last part of a frame keeps its gain
+    return np.clip(lifted, -1.0, 1.0, out=lifted)
 
 
 def speech_regions(samples: np.ndarray, sample_rate: int) -> list[Region]:
