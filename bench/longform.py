@@ -11,11 +11,11 @@ bundled episodes), each clip's place known:
 
 and transcribes each with `podarchive transcribe` of this checkout and of an earlier
 revision (--against, default the last main before long recordings were guarded), each
-in a process of its own, model loading included, the fastest of --repeat runs kept
-(this machine's timings vary by a fifth from run to run). Each distinct clip is also
-transcribed alone. Prints, per recording and revision: wall time, pooled word error
-rate against the same clips transcribed alone, the lowest coverage of any clip (words
-found / reference words), the gaps recorded; then the time ratios.
+in a process of its own, model loading included, the fastest of --repeat rounds kept
+(the revisions take turns: this machine's speed drifts by a fifth over minutes). Each
+distinct clip is also transcribed alone. Prints, per recording and revision: wall time,
+pooled word error rate against the same clips transcribed alone, the lowest coverage of
+any clip (words found / reference words), the gaps recorded; then the time ratios.
 
     python bench/longform.py [--against REV] [--minutes 22] [--repeat 2]
 """
@@ -135,17 +135,23 @@ def archive_with(folder: Path, episodes: dict[str, tuple[Path, str]]) -> Path:
     return folder
 
 
-def transcribe(folder: Path, code: Path, repeat: int = 1) -> float:
-    """The fewest seconds `podarchive transcribe --force` of the checkout at ``code`` took
-    on ``folder`` in ``repeat`` runs (the machine's other work only ever adds time)."""
-    took = []
+def transcribe(folder: Path, code: Path) -> float:
+    """Seconds `podarchive transcribe --force` of the checkout at ``code`` took on ``folder``."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipeline", "--archive", str(folder), "transcribe", "--force"],
+                   check=True, capture_output=True, cwd=code, env={**os.environ, "PYTHONPATH": str(code)})
+    return time.perf_counter() - began
+
+
+def fastest(runs: dict[str, tuple[Path, Path]], repeat: int) -> dict[str, float]:
+    """The fewest seconds each of ``runs`` (label: archive, checkout) took in ``repeat``
+    rounds, the labels taking turns: this machine's speed drifts by a fifth over minutes,
+    and its other work only ever adds time."""
+    took: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(repeat):
-        began = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pipeline", "--archive", str(folder), "transcribe", "--force"],
-                       check=True, capture_output=True, cwd=code,
-                       env={**os.environ, "PYTHONPATH": str(code)})
-        took.append(time.perf_counter() - began)
-    return min(took)
+        for label, (folder, code) in runs.items():
+            took[label].append(transcribe(folder, code))
+    return {label: min(seconds) for label, seconds in took.items()}
 
 
 def words_of(folder: Path, slug: str) -> tuple[list[dict], list[dict]]:
@@ -231,19 +237,22 @@ def run(work: Path, before: Path, minutes: float, repeat: int, rng: random.Rando
         path.parent.mkdir(parents=True, exist_ok=True)
         places = write_recording(order, path)
         seconds = places[-1]["end"]
-        for label, code in (("before", before), ("now", REPO)):
-            folder = archive_with(work / f"{name}-{label}", {name: (path, language)})
-            took = transcribe(folder, code, repeat)
-            words, gaps = words_of(folder, name)
+        runs = {label: (archive_with(work / f"{name}-{label}", {name: (path, language)}), code)
+                for label, code in (("before", before), ("now", REPO))}
+        for label, took in fastest(runs, repeat).items():
+            words, gaps = words_of(runs[label][0], name)
             rows.append((name, label, seconds, took, score(words, places, alone[language]), gaps))
             print_row(rows[-1])
+    runs = {}
     for label, code in (("before", before), ("now", REPO)):
         folder = work / f"bundled-{label}"
         shutil.copytree(EPISODES, folder / "episodes", ignore=shutil.ignore_patterns("transcript.json"))
         shutil.copy(REPO / "archive.toml", folder / "archive.toml")
         shutil.copy(REPO / "cover.png", folder / "cover.png")
-        rows.append(("bundled", label, 0.0, transcribe(folder, code, repeat), None, []))
-        print(f"bundled    {label:6} {rows[-1][3]:7.1f} s wall", flush=True)
+        runs[label] = (folder, code)
+    for label, took in fastest(runs, repeat).items():
+        rows.append(("bundled", label, 0.0, took, None, []))
+        print(f"bundled    {label:6} {took:7.1f} s wall", flush=True)
     print()
     times = {(name, label): took for name, label, _, took, _, _ in rows}
     for name in ("bilingual", "french", "bundled"):
