@@ -414,17 +414,21 @@ class _Decoder:
         """Whisper's log-mel features of ``audio`` from ``start`` to ``end`` seconds."""
         return self.whisper.feature_extractor(audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])[..., :-1]
 
-    def _decode(self, audio: np.ndarray, batch: list[list[Region]], language: str) -> list[list[Segment]]:
-        """Whisper's pieces of each window in ``batch``, all in ``language``, decoded
-        together as faster-whisper's batched pipeline does (without timestamp tokens)."""
+    def _decode(self, audio: np.ndarray, batch: list[list[Region]]) -> list[list[Segment]]:
+        """Whisper's pieces of each window in ``batch``, each in its regions' language,
+        decoded together as faster-whisper's batched pipeline does (without timestamp
+        tokens), each window prompted with its own language."""
+        import ctranslate2
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
         whisper = self.whisper
-        tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual,
-                              task="transcribe", language=language)
-        prompt = whisper.get_prompt(tokenizer, [], without_timestamps=True, hotwords=self.hotwords)
+        languages = [window[0].language for window in batch]
+        tokenizers = {code: Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual,
+                                      task="transcribe", language=code) for code in dict.fromkeys(languages)}
+        prompts = [whisper.get_prompt(tokenizers[code], [], without_timestamps=True, hotwords=self.hotwords)
+                   for code in languages]
         clips = [np.concatenate([audio[int(r.start * SAMPLE_RATE):int(r.end * SAMPLE_RATE)] for r in window])
                  for window in batch]
         # The encoder's cost grows with what it is given: windows shorter than whisper's
@@ -437,9 +441,9 @@ class _Decoder:
         encoder_output = whisper.encode(np.stack(
             [pad_or_trim(whisper.feature_extractor(clip)[..., :-1], frames) for clip in clips]))
         results = whisper.model.generate(
-            encoder_output, [prompt] * len(batch), beam_size=self.beam_size, patience=1,
+            encoder_output, prompts, beam_size=self.beam_size, patience=1,
             length_penalty=1, max_length=whisper.max_length, suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]), return_scores=True,
+            suppress_tokens=get_suppressed_tokens(tokenizers[languages[0]], [-1]), return_scores=True,
             return_no_speech_prob=True, sampling_temperature=0.0,
         )
         outputs, sizes, silent = [], [], []
@@ -450,24 +454,30 @@ class _Decoder:
             seconds = len(clip) / SAMPLE_RATE
             sizes.append(int(np.ceil(seconds) * whisper.frames_per_second))
             outputs.append([{"seek": 0, "start": 0.0, "end": seconds, "tokens": tokens}])
-        if any(result.sequences_ids[0] for result in results):
-            whisper.add_word_timestamps(outputs, tokenizer, encoder_output, sizes,
+        # Words are aligned with the language's own start tokens, a language at a time.
+        for code, tokenizer in tokenizers.items():
+            mine = [n for n, language in enumerate(languages) if language == code and outputs[n][0]["tokens"]]
+            if not mine:
+                continue
+            encoded = encoder_output if len(mine) == len(batch) else ctranslate2.StorageView.from_array(
+                np.ascontiguousarray(np.asarray(encoder_output)[mine]))
+            whisper.add_word_timestamps([outputs[n] for n in mine], tokenizer, encoded, [sizes[n] for n in mine],
                                         PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
-        return [[] if quiet else _placed(window, output[0].get("words", []), language)
+        return [[] if quiet else _placed(window, output[0].get("words", []), window[0].language)
                 for window, output, quiet in zip(batch, outputs, silent)]
 
     def _decode_all(self, audio: np.ndarray, windows: list[list[Region]],
                     advance: Callable[[float], None] | None = None) -> list[list[Segment]]:
-        """Whisper's pieces of each window, a batch of windows of one language at a time."""
+        """Whisper's pieces of each window, a batch of windows of like length at a time
+        (a batch decodes until its longest window is done), whatever their languages:
+        measured on mit-licence-en-de, its English and German windows batched apart took
+        4.4 s to generate, together 2.9 s."""
         found: dict[int, list[Segment]] = {}
-        for code in dict.fromkeys(window[0].language for window in windows):
-            # A batch decodes until its longest window is done: windows of like length together.
-            mine = sorted((n for n, window in enumerate(windows) if window[0].language == code),
-                          key=lambda n: sum(region.seconds for region in windows[n]))
-            for batch in _batches(mine, self.batch_size):
-                found.update(zip(batch, self._decode(audio, [windows[n] for n in batch], code)))
-                if advance:
-                    advance(sum(region.seconds for n in batch for region in windows[n]))
+        by_length = sorted(range(len(windows)), key=lambda n: sum(region.seconds for region in windows[n]))
+        for batch in _batches(by_length, self.batch_size):
+            found.update(zip(batch, self._decode(audio, [windows[n] for n in batch])))
+            if advance:
+                advance(sum(region.seconds for n in batch for region in windows[n]))
         return [found[n] for n in range(len(windows))]
 
     def _guard(self, audio: np.ndarray, regions: list[Region],
