@@ -1,28 +1,28 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pipeline import embedded_model
 from pipeline.embedded_model import EMBEDDED_SHA256, model_identity, resolve_model
 from pipeline.errors import PodarchiveError
-from pipeline.storage import sha256_file
+from pipeline.storage import cache_dir, sha256_file
 
 
 @pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PODARCHIVE_CACHE_DIR", str(tmp_path / "cache"))
-    embedded_model._embedded_model_dir.cache_clear()
-    yield tmp_path / "cache"
-    embedded_model._embedded_model_dir.cache_clear()
+def session_cache():
+    """The cache every test of this run shares (conftest): the model is joined there once."""
+    return cache_dir()
 
 
-def test_embedded_model_is_joined_into_the_cache_and_verified(fresh_cache):
+def test_embedded_model_is_joined_into_the_cache_and_verified(session_cache):
     location = resolve_model(None)
-    assert location.startswith(str(fresh_cache))
-    folder = fresh_cache / "models" / f"whisper-base-{EMBEDDED_SHA256[:12]}"
+    assert location.startswith(str(session_cache))
+    folder = session_cache / "models" / f"whisper-base-{EMBEDDED_SHA256[:12]}"
     assert sha256_file(folder / "model.bin") == EMBEDDED_SHA256
     config = json.loads((folder / "config.json").read_text())
     assert config["alignment_heads"]  # word timestamps need them
@@ -30,13 +30,15 @@ def test_embedded_model_is_joined_into_the_cache_and_verified(fresh_cache):
         "model.bin", "model.bin.verified", "config.json", "tokenizer.json", "vocabulary.json"}
 
 
-def test_a_corrupted_cache_is_joined_again(fresh_cache):
-    resolve_model(None)
-    model_bin = next(fresh_cache.glob("models/*/model.bin"))
+def test_a_corrupted_cache_is_joined_again(session_cache, tmp_path, monkeypatch):
+    joined = Path(resolve_model(None))
+    own = tmp_path / "cache"
+    shutil.copytree(joined, own / "models" / joined.name)  # a copy costs less than a second join
+    monkeypatch.setenv("PODARCHIVE_CACHE_DIR", str(own))
+    model_bin = own / "models" / joined.name / "model.bin"
     with open(model_bin, "r+b") as damaged:  # a change the verification stamp sees
         damaged.write(b"\0" * 64)
-    embedded_model._embedded_model_dir.cache_clear()
-    resolve_model(None)
+    assert resolve_model(None) == str(model_bin.parent)
     assert sha256_file(model_bin) == EMBEDDED_SHA256
 
 
@@ -52,7 +54,7 @@ def test_model_option_accepts_a_folder_or_a_name(tmp_path):
     assert model_identity(None) == model_identity("embedded:whisper-base")
 
 
-def test_a_verified_model_is_not_hashed_again(fresh_cache, monkeypatch):
+def test_a_verified_model_is_not_hashed_again(session_cache, monkeypatch):
     resolve_model(None)
     embedded_model._embedded_model_dir.cache_clear()
     hashed = []
