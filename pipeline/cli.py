@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from datetime import date, datetime
 from pathlib import Path
 
 import click
 
-from . import __version__, build
+from . import __version__, build, create
 from .errors import PodarchiveError
 from .formats import clock
 from .search import search
@@ -132,6 +134,38 @@ model_option = click.option(
 )
 
 
+class _Seconds(click.ParamType):
+    """A moment in seconds: a finite number, never below zero."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0:
+            self.fail(f"{value!r} is not a moment of the recording (a finite number of seconds, 0 or more)",
+                      param, ctx)
+        return seconds
+
+
+class _Moment(click.ParamType):
+    """A date (2025-05-02) or a date and time (2025-05-02T18:00:00, with or without an offset)."""
+
+    name = "date"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, date):
+            return value
+        for kind in (date, datetime):
+            try:
+                return kind.fromisoformat(value)
+            except ValueError:
+                continue
+        self.fail(f"{value!r} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM:SS)", param, ctx)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="podarchive")
 @click.option("--archive", "archive", type=click.Path(file_okay=False, path_type=Path),
@@ -145,6 +179,52 @@ def cli(ctx: click.Context, archive: Path, no_wait: bool) -> None:
     ctx.obj["archive"] = archive
     ctx.obj["waiting"] = build.Waiting(wait=not no_wait, on_wait=lambda: click.echo(
         "another podarchive run holds this archive: waiting for it to finish…", err=True))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option("--title", help="The archive's title (default: the folder's name).")
+@click.option("--author", default="", help="Who makes it (default: the title).")
+@click.option("--language", default="en", show_default=True, metavar="CODE",
+              help="The feed's language; each episode may say its own.")
+@click.option("--base-url", default="https://example.org/podcast/", show_default=True, metavar="URL",
+              help="Where feed/ will be served.")
+@click.pass_context
+def init(ctx, path, title, author, language, base_url) -> None:
+    """Start an archive in PATH (default: --archive, the current folder): archive.toml
+    with every key explained, episodes/, and a .gitignore for what podarchive derives."""
+    root = path or _archive_root(ctx)
+    try:
+        written = create.init_archive(root, title=title, author=author, language=language, base_url=base_url)
+    except PodarchiveError as error:
+        _fail(error, root)
+    for item in written:
+        click.echo(f"wrote {item}")
+    click.echo(f"next: podarchive --archive {root} add RECORDING --title TITLE --date YYYY-MM-DD")
+
+
+@cli.command()
+@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--title", required=True, help="The episode's title.")
+@click.option("--date", "published", type=_Moment(), required=True,
+              help="Publication date, YYYY-MM-DD (or a date and time); a future one waits for its day.")
+@click.option("--language", default=None, metavar="CODE",
+              help="fr, en, … or auto (detected, passage by passage). Default: the archive's.")
+@click.option("--person", "persons", multiple=True, metavar="NAME:ROLE",
+              help="Someone who speaks: ROLE is host, guest, interviewer or narrator. Repeatable.")
+@click.option("--slug", default=None, help="The episode's folder name (default: from the title).")
+@click.pass_context
+def add(ctx, audio, title, published, language, persons, slug) -> None:
+    """Add the recording AUDIO as a new episode: its folder under episodes/, the
+    recording copied in, and an episode.toml to complete (description, redact, …)."""
+    root = _archive_root(ctx)
+    try:
+        folder = create.add_episode(root, audio, title=title, published=published, language=language,
+                                    persons=persons, slug=slug)
+    except PodarchiveError as error:
+        _fail(error, root)
+    click.echo(f"added {folder / 'episode.toml'}")
+    click.echo("next: complete it (description, persons, redact, …), then podarchive run")
 
 
 @cli.command()
@@ -275,8 +355,8 @@ def feed(ctx) -> None:
 
 @cli.command()
 @click.argument("slug")
-@click.argument("start", type=float)
-@click.argument("end", type=float)
+@click.argument("start", type=_Seconds())
+@click.argument("end", type=_Seconds())
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The mp3 file to write.")
 @click.pass_context

@@ -1,0 +1,134 @@
+"""Starting an archive and adding episodes to it, so no producer writes TOML by hand first."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import unicodedata
+from datetime import date, datetime
+from pathlib import Path
+
+from .archive import ARCHIVE_FILE, AUDIO_SUFFIXES, EPISODE_FILE, ROLES, load_archive, load_episode
+from .audio import probe
+from .errors import PodarchiveError
+from .storage import atomic_write_text
+
+GITIGNORE = """\
+# Derived from episodes/ by podarchive: rebuilt by `podarchive run`
+index/
+feed/
+# The archive's lock, work folder and temporary files of interrupted writes
+.podarchive/
+.podarchive.lock
+.*.tmp
+"""
+
+ARCHIVE_TEMPLATE = """\
+# The archive's settings: `podarchive run` reads them for every episode.
+# Lines starting with # are optional keys: remove the # to use one.
+
+# Required
+title = {title}
+description = {description}
+author = {author}
+# The language of the feed; each episode may say its own (episode.toml `language`).
+language = {language}
+# Where feed/ is served: every link in the feed and the pages starts with it.
+base_url = {base_url}
+
+# Optional
+# owner = {{ name = "Your name", email = "you@example.org" }}   # Apple shows it to no listener
+# image = "cover.png"          # square PNG or JPEG, 1400-3000 px; generated from the title if absent
+# categories = ["Society & Culture"]   # Apple Podcasts categories
+# explicit = false
+# license = "CC BY 4.0"
+# glossary = ["Words every episode uses", "the show's name"]   # helps whisper spell them
+# redact = ["A name withheld in every episode"]
+# model = "embedded:whisper-base"   # or a local CTranslate2 folder, or a faster-whisper name
+# timezone = "UTC"             # for dates and times given without an offset
+"""
+
+
+def init_archive(root: Path, *, title: str | None = None, author: str = "", language: str = "en",
+                 base_url: str = "https://example.org/podcast/") -> list[Path]:
+    """A new archive in ``root``: archive.toml (every key explained), episodes/ and a
+    .gitignore for what podarchive derives. Returns what it wrote."""
+    root = Path(root)
+    settings = root / ARCHIVE_FILE
+    if settings.exists():
+        raise PodarchiveError(settings, None, "already exists: this folder is an archive")
+    title = title or root.resolve().name
+    text = ARCHIVE_TEMPLATE.format(
+        title=_toml_string(title), description=_toml_string(f"{title}: recordings and their transcripts."),
+        author=_toml_string(author or title), language=_toml_string(language), base_url=_toml_string(base_url))
+    root.mkdir(parents=True, exist_ok=True)
+    written = []
+    gitignore = root / ".gitignore"
+    if not gitignore.exists():
+        atomic_write_text(gitignore, GITIGNORE)
+        written.append(gitignore)
+    (root / "episodes").mkdir(exist_ok=True)
+    written.append(root / "episodes")
+    atomic_write_text(settings, text)
+    try:
+        load_archive(root)
+    except PodarchiveError:
+        settings.unlink()
+        raise
+    return [settings, *written]
+
+
+def add_episode(root: Path, audio: Path, *, title: str, published: date | datetime, language: str | None = None,
+                persons: tuple[str, ...] = (), slug: str | None = None) -> Path:
+    """A new episode folder under ``root``/episodes: the recording copied in and an
+    episode.toml that loads. Returns the folder; nothing is left behind on failure."""
+    root, audio = Path(root), Path(audio)
+    load_archive(root)  # a clear error when ``root`` is no archive
+    if audio.suffix.lower() not in AUDIO_SUFFIXES:
+        raise PodarchiveError(audio, None, f"not a supported audio file ({', '.join(AUDIO_SUFFIXES)})")
+    if not audio.is_file():
+        raise PodarchiveError(audio, None, "no such file")
+    probe(audio)  # an unreadable recording is refused before anything is written
+    slug = slug or slug_of(title)
+    folder = root / "episodes" / slug
+    if folder.exists():
+        raise PodarchiveError(folder, None, "already exists: give another --slug")
+    lines = [f"title = {_toml_string(title)}", f"date = {published.isoformat()}",
+             f"audio = {_toml_string(audio.name)}"]
+    if language:
+        lines.append(f"language = {_toml_string(language)}")
+    for person in persons:
+        name, _, role = person.rpartition(":")
+        if not name.strip() or role not in ROLES:
+            raise PodarchiveError(person, "--person", f"give NAME:ROLE, ROLE one of {', '.join(ROLES)}")
+        lines += ["", "[[persons]]", f"name = {_toml_string(name.strip())}", f"role = {_toml_string(role)}"]
+    # Built beside its final place and renamed: an interrupted add leaves no half episode.
+    building = root / "episodes" / f".{slug}.adding.tmp"
+    shutil.rmtree(building, ignore_errors=True)  # left by an add that was killed
+    building.mkdir()
+    try:
+        shutil.copyfile(audio, building / audio.name)
+        (building / EPISODE_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        building.rename(folder)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    try:
+        load_episode(folder)
+    except PodarchiveError:
+        shutil.rmtree(folder)
+        raise
+    return folder
+
+
+def slug_of(title: str) -> str:
+    """A folder name from a title: lowercase ASCII letters and digits joined by hyphens."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    slug = "-".join("".join(c if c.isalnum() else " " for c in ascii_title).split())
+    if not slug:
+        raise PodarchiveError(title, "--title", "has no letter or digit to name its folder: give --slug")
+    return slug[:60].rstrip("-")
+
+
+def _toml_string(text: str) -> str:
+    # A JSON string is a TOML basic string: the same quotes and escapes.
+    return json.dumps(text, ensure_ascii=False)
