@@ -14,7 +14,7 @@ from . import __version__, build, create
 from .errors import PodarchiveError
 from .formats import clock
 from .search import search
-from .transcribe import TranscribeOptions
+from .transcribe import REVIEWED_NOTICE, TranscribeOptions
 
 
 class _AudioProgress:
@@ -76,16 +76,18 @@ def _print_warnings(warnings: list[PodarchiveError], root: Path) -> None:
 def _print_report(report: build.RunReport, root: Path) -> None:
     """One line per thing done, one per stage for what was already up to date."""
     for stage, outcomes in report.stages.items():
-        unchanged = 0
+        unchanged = reviewed = 0
         for outcome in outcomes:
             if outcome.status == "up-to-date":
                 unchanged += 1
+                reviewed += outcome.message == REVIEWED_NOTICE
             elif outcome.status != "failed":
                 detail = f" ({outcome.message})" if outcome.message else ""
                 seconds = f" {outcome.seconds:.1f} s" if outcome.seconds else ""
                 click.echo(f"{stage} {outcome.slug}: {outcome.status}{seconds}{detail}")
         if unchanged:
-            click.echo(f"{stage}: {unchanged} episode(s) up to date")
+            kept = f" ({reviewed} {REVIEWED_NOTICE})" if reviewed else ""
+            click.echo(f"{stage}: {unchanged} episode(s) up to date{kept}")
     _print_warnings(report.warnings, root)
     count = _print_errors(report.failures, root)
     if count:

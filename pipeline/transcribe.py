@@ -47,6 +47,7 @@ CUT_SEARCH_SECONDS = 30
 # speech level, one language a decoding window, regions left without words decoded
 # again on their own and the rest recorded as gaps.
 SPEECH_REGIONS_METHOD = 2
+REVIEWED_NOTICE = "reviewed by a producer: never overwritten"
 # Transcript segments: cut at pauses this long, and kept under this length.
 SEGMENT_PAUSE_SECONDS = 1.0
 MAX_SEGMENT_SECONDS = 20.0
@@ -139,8 +140,9 @@ def transcribe_archive(
             audio_sha256 = sha256_file(episode.audio_path)
             if existing is not None and existing.reviewed:
                 read_current_transcript(episode)  # a reviewed transcript of another recording is an error
-                outcomes.append(Outcome(episode.slug, "reviewed",
-                                        "reviewed by a producer: never overwritten"))
+                # Said where transcription was asked for again; otherwise it is up to date,
+                # and a notice on every run would only hide the lines that matter.
+                outcomes.append(Outcome(episode.slug, "kept" if force else "up-to-date", REVIEWED_NOTICE))
                 continue
             opts = decoding_options(archive, episode, options)
             if existing is not None and not force and is_up_to_date(existing, audio_sha256, identity, opts):

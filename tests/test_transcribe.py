@@ -153,7 +153,14 @@ def test_reviewed_transcript_is_never_overwritten(small_archive):
     before = path.read_bytes()
     result = runner.invoke(cli, ["--archive", str(small_archive), "transcribe", "--force"])
     assert result.exit_code == 0
-    assert "reviewed" in result.stdout
+    assert "conservateur-des-eaux-et-forets: kept (reviewed by a producer: never overwritten)" in result.stdout
+    assert path.read_bytes() == before
+    # Asked for nothing, a run says it once among what is up to date, not line by line.
+    for _ in range(2):
+        result = runner.invoke(cli, ["--archive", str(small_archive), "transcribe"])
+        assert result.exit_code == 0
+        assert result.stdout.strip() == ("transcribe: 1 episode(s) up to date "
+                                         "(1 reviewed by a producer: never overwritten)")
     assert path.read_bytes() == before
 
 
