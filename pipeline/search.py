@@ -82,6 +82,12 @@ _PAIR_JOINER = "_"
 _QUOTES = str.maketrans({"“": '"', "”": '"', "«": '"', "»": '"', "„": '"'})
 _QUERY_PIECE = re.compile(r'(-?)"([^"]*)"|([^\s"]+)')
 _OPERATORS = ("AND", "OR", "NOT")
+# Longer queries are refused: each word costs a posting list read on every search.
+MAX_QUERY_WORDS = 1000
+# whoosh nests the matchers of an AND (and of an OR of alike posting lists) one inside
+# the next, a Python frame each: subqueries are grouped this many at a time, so that a
+# long query nests logarithmically deep instead of past the recursion limit.
+_MOST_SUBQUERIES = 16
 
 
 class QueryError(PodarchiveError):
@@ -230,12 +236,25 @@ def parse_query(text: str, where: Path) -> list[list[_Atom]]:
         pending = None
     if pending:
         raise fail(f"{pending} needs something to search for after it")
+    words = sum(len(atom.words) for atoms in alternatives for atom in atoms)
+    if words > MAX_QUERY_WORDS:
+        raise QueryError(where, "query", f"too long: {words} words, at most {MAX_QUERY_WORDS} words")
     for atoms in alternatives:
         if not atoms:
             raise fail("nothing to search for")
         if all(atom.excluded for atom in atoms):
             raise fail("each alternative needs a word to find, not only words to exclude")
-    return alternatives
+    # A word said twice asks nothing more.
+    unique = dict.fromkeys(tuple(dict.fromkeys(atoms)) for atoms in alternatives)
+    return [list(atoms) for atoms in unique]
+
+
+def _joined(compound: type[q.CompoundQuery], queries: list[q.Query]) -> q.Query:
+    """``compound`` (``q.And`` or ``q.Or``) of ``queries``, nested _MOST_SUBQUERIES at a time."""
+    while len(queries) > _MOST_SUBQUERIES:
+        queries = [compound(queries[n:n + _MOST_SUBQUERIES]) if len(queries) - n > 1 else queries[n]
+                   for n in range(0, len(queries), _MOST_SUBQUERIES)]
+    return queries[0] if len(queries) == 1 else compound(queries)
 
 
 def _word_query(word: str, languages: list[str]) -> q.Query:
@@ -278,15 +297,15 @@ def _atom_query(atom: _Atom, languages: list[str]) -> q.Query:
 
 def _alternative_query(atoms: list[_Atom], languages: list[str]) -> q.Query:
     wanted = [_atom_query(atom, languages) for atom in atoms if not atom.excluded]
-    found: q.Query = q.And(wanted) if len(wanted) > 1 else wanted[0]
+    found = _joined(q.And, wanted)
     loose = [atom.words[0] for atom in atoms if not atom.excluded and not atom.quoted
              and len(atom.words) == 1]
     if len(loose) > 1:
         adjacent = [_phrase_in("exact", "pairs", pair, _common_words(None), boost=ADJACENT_BOOST)
                     for pair in pairwise(loose)]
-        found = q.AndMaybe(found, q.Or(adjacent))
+        found = q.AndMaybe(found, _joined(q.Or, adjacent))
     excluded = [_atom_query(atom, languages) for atom in atoms if atom.excluded]
-    return q.AndNot(found, q.Or(excluded)) if excluded else found
+    return q.AndNot(found, _joined(q.Or, excluded)) if excluded else found
 
 
 # --- Locating the matched words in a hit -----------------------------------------------------
@@ -546,7 +565,7 @@ class WhooshEngine:
         if lang:
             filters.append(q.Term("lang", _primary_language(lang), boost=0.0))
         filters += [q.Term("speaker_words", token.folded, boost=0.0) for token in _tokens(speaker or "")]
-        whole = found[0] if len(found) == 1 else q.Or(found)
+        whole = _joined(q.Or, found)
         if filters:
             whole = q.And([whole, *filters])
         wanted = [atom for atoms in alternatives for atom in atoms if not atom.excluded]
@@ -560,7 +579,7 @@ class WhooshEngine:
             if not shown:
                 return []
             best = self._best(searcher, whole, limit + len(refused),
-                              within=q.Or([q.Term("episode", slug) for slug in shown]))
+                              within=_joined(q.Or, [q.Term("episode", slug) for slug in shown]))
             kept, again = [], False
             for fields in best:
                 if gate.allows(fields["episode"], records[fields["episode"]].consent,
