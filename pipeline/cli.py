@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__, build, create
+from .archive import ARCHIVE_FILE
 from .errors import PodarchiveError
 from .formats import clock
 from .search import search
@@ -48,7 +49,14 @@ class _AudioProgress:
 
 
 def _archive_root(ctx: click.Context) -> Path:
-    return ctx.obj["archive"]
+    """The archive the command works on; a folder without archive.toml is said to be none."""
+    root = ctx.obj["archive"]
+    if not (root / ARCHIVE_FILE).is_file():
+        where = root.resolve()
+        reason = "no such folder" if not where.is_dir() else f"no {ARCHIVE_FILE} in it"
+        _fail(PodarchiveError(where, None, f"not an archive ({reason}): give --archive PATH, "
+                                           f"or start one with `podarchive init {root}`"), None)
+    return root
 
 
 def _waiting(ctx: click.Context) -> build.Waiting:
@@ -195,7 +203,7 @@ def cli(ctx: click.Context, archive: Path, no_wait: bool) -> None:
 def init(ctx, path, title, author, language, base_url) -> None:
     """Start an archive in PATH (default: --archive, the current folder): archive.toml
     with every key explained, episodes/, and a .gitignore for what podarchive derives."""
-    root = path or _archive_root(ctx)
+    root = path or ctx.obj["archive"]
     try:
         written = create.init_archive(root, title=title, author=author, language=language, base_url=base_url)
     except PodarchiveError as error:

@@ -3,6 +3,7 @@ import sys
 import threading
 import time
 
+import pytest
 from click.testing import CliRunner
 from filelock import FileLock
 
@@ -19,12 +20,31 @@ def test_python_dash_m_pipeline_is_the_cli():
         assert command in result.stdout
 
 
-def test_every_command_has_help():
+def test_every_command_has_help(tmp_path):
     runner = CliRunner()
-    for command in ("check", "transcribe", "run"):
-        result = runner.invoke(cli, [command, "--help"])
-        assert result.exit_code == 0
+    for command in cli.commands:  # in a folder that is no archive, too
+        result = runner.invoke(cli, ["--archive", str(tmp_path / "none"), command, "--help"])
+        assert result.exit_code == 0, command
         assert len(result.output.splitlines()) > 3
+
+
+@pytest.mark.parametrize("command", [["check"], ["run"], ["search", "x"], ["clip", "a", "1", "2", "-o", "x.mp3"],
+                                     ["add", "x.wav", "--title", "x", "--date", "2025-01-01"]])
+def test_a_folder_that_is_no_archive_is_named_with_what_to_do(tmp_path, command):
+    for folder, reason in ((tmp_path / "nonexistent", "no such folder"), (tmp_path, "no archive.toml in it")):
+        result = CliRunner().invoke(cli, ["--archive", str(folder), *command])
+        assert result.exit_code == 1
+        assert result.stderr == (f"error: {folder.resolve()}: not an archive ({reason}): give --archive PATH, "
+                                 f"or start one with `podarchive init {folder}`\n")
+
+
+@pytest.mark.parametrize(("start", "end", "named"), [("nan", "2", "START"), ("0", "inf", "END"),
+                                                     ("1e999", "2", "START"), ("0", "two", "END")])
+def test_clip_moments_must_be_finite_seconds(start, end, named):
+    result = CliRunner().invoke(cli, ["--archive", str(REPO), "clip", "kennedy-inaugural-1961", start, end,
+                                      "-o", "never.mp3"])
+    assert result.exit_code == 2 and f"Invalid value for '{named}'" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_unknown_slug_is_an_error(tmp_path):
