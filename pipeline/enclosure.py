@@ -11,10 +11,10 @@ import math
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from mutagen import MutagenError, id3
 from mutagen.mp3 import MP3
 from pydub import AudioSegment
@@ -29,14 +29,23 @@ from .storage import atomic_write_bytes
 PUBLISHED_SAMPLE_RATE = 44100
 TARGET_LUFS = -16.0
 PEAK_LIMIT_DBTP = -1.5
-LOUDNESS_RANGE_LU = 11.0
 BITRATES = {1: "64k", 2: "128k"}
 SOURCE_TAG = "podarchive-source"
 # The spans the file was made with silenced, as JSON: withdrawal reads them back.
 SILENCE_TAG = "podarchive-silence"
 # Shorter than this, loudness cannot be measured (BS.1770 gates 400 ms blocks).
 _MEASURABLE_SECONDS = 0.5
-_LOUDNESS_TOLERANCE_LU = 0.5
+_LOUDNESS_TOLERANCE_LU = 0.3
+# BS.1770's absolute gate: nothing louder than this is silence, which no gain makes audible.
+_SILENT_LUFS = -70.0
+# The limiter listens at 4 times the published rate, where the peaks between samples
+# (true peaks) show; it starts below the limit by what mp3 encoding adds to the peaks.
+_OVERSAMPLED_RATE = 4 * PUBLISHED_SAMPLE_RATE
+_CEILING_MARGIN_DB = 0.5
+# Lookahead and recovery (ms) short enough to touch only the peaks; its delay compensated,
+# so every time stays exact.
+_LIMITER = "attack=5:release=50:level=false:latency=true"
+_NORMALISING_PASSES = 4
 _SHORTEST_MP3_SECONDS = 0.05
 _SILENCING_FRAME_SAMPLES = 64
 
@@ -64,8 +73,8 @@ def publish_audio(
     """Write the published mp3 of ``source`` at ``target``; False if it was already up to date.
 
     ffmpeg streams the recording through: the spans in ``silence`` become digital silence
-    before anything else, then two-pass loudness normalisation (EBU R128 ``loudnorm``,
-    linear when the peaks allow) to TARGET_LUFS, then mp3. Streaming keeps memory flat
+    before anything else, then the gain to TARGET_LUFS and a true-peak limiter, then mp3
+    (see ``_normalised_mp3``). Streaming keeps memory flat
     for hour-long interviews. Tags and chapters go into ID3, with a digest of everything
     the file was made from, so a re-run with nothing changed re-encodes nothing.
     """
@@ -73,24 +82,62 @@ def publish_audio(
     if target.exists() and _recorded(target, SOURCE_TAG) == key:
         return False
     info = probe(source)
-    filters = _silencing(silence, info.sample_rate)
-    measured = _measure_loudness(source, filters) if info.duration >= _MEASURABLE_SECONDS else None
-    if measured is not None:
-        filters.append(_loudnorm(measured))
-    # A recording too short for one mp3 frame is padded to one, so every player can open it.
-    filters += [f"aresample={PUBLISHED_SAMPLE_RATE}", f"apad=whole_dur={_SHORTEST_MP3_SECONDS}"]
-    channels = 1 if info.channels == 1 else 2
-    mp3 = _encode_mp3(source, filters, channels)
-    if measured is not None:
-        # loudnorm falls back to dynamic mode when a linear gain would clip: check the
-        # result and correct what is left over (rarely more than 1 LU, on short clips).
-        missed = TARGET_LUFS - _integrated_loudness(mp3)
-        if abs(missed) > _LOUDNESS_TOLERANCE_LU:
-            mp3 = _encode_mp3(source, [*filters, f"volume={missed:.2f}dB"], channels)
+    silencing = _silencing(silence, info.sample_rate)
+    mp3 = _normalised_mp3(source, silencing, 1 if info.channels == 1 else 2,
+                          measurable=info.duration >= _MEASURABLE_SECONDS)
     mp3 = io.BytesIO(mp3)
     _write_tags(mp3, tags, chapters, info.duration, key, silence)
     atomic_write_bytes(target, mp3.getvalue())
     return True
+
+
+def _normalised_mp3(source: Path, silencing: list[str], channels: int, *, measurable: bool) -> bytes:
+    """The mp3 at TARGET_LUFS with true peaks at most PEAK_LIMIT_DBTP, as EBU R128 measures
+    the mp3 itself.
+
+    One linear gain brings the recording to the target and the limiter holds the peaks
+    that gain pushes over (speech often peaks 20 dB above its loudness, more than the
+    14.5 dB the target leaves). Limiting lowers the loudness a little and encoding
+    raises the peaks a little: the mp3 is measured and made again with the gain and the
+    limiter's ceiling corrected by what it missed.
+    """
+    loudness = _loudness_and_peak(source, silencing, true_peak=False)[0] if measurable else _SILENT_LUFS
+    audible = loudness > _SILENT_LUFS
+    gain = TARGET_LUFS - loudness if audible else 0.0
+    ceiling = PEAK_LIMIT_DBTP - _CEILING_MARGIN_DB
+    for _ in range(_NORMALISING_PASSES):
+        mp3 = _encode_mp3(source, [
+            *silencing, f"volume={gain:.2f}dB", f"aresample={_OVERSAMPLED_RATE}",
+            f"alimiter=limit={10 ** (ceiling / 20):.4f}:{_LIMITER}", f"aresample={PUBLISHED_SAMPLE_RATE}",
+            # A recording too short for one mp3 frame is padded to one, so every player can open it.
+            f"apad=whole_dur={_SHORTEST_MP3_SECONDS}",
+        ], channels)
+        loudness, peak = _loudness_and_peak(mp3)
+        missed = TARGET_LUFS - loudness if audible else 0.0
+        if abs(missed) <= _LOUDNESS_TOLERANCE_LU and peak <= PEAK_LIMIT_DBTP:
+            return mp3
+        gain += missed
+        ceiling -= max(0.0, peak - PEAK_LIMIT_DBTP)
+    raise PodarchiveError(source, "audio", f"could not be brought to {TARGET_LUFS:g} LUFS with true peaks "
+                                           f"under {PEAK_LIMIT_DBTP:g} dBTP (reached {loudness:.1f} LUFS, "
+                                           f"{peak:.1f} dBTP)")
+
+
+def _loudness_and_peak(source: Path | bytes, filters: Sequence[str] = (), *,
+                       true_peak: bool = True) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP; -inf when not asked) as ffmpeg's
+    EBU R128 meter reads them, of a file or of an mp3's bytes."""
+    meter = "ebur128=peak=true" if true_peak else "ebur128"
+    arguments = ["-af", ",".join([*filters, meter]), "-f", "null", "-"]
+    if isinstance(source, bytes):
+        finished = subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-i", "pipe:0", *arguments],
+                                  input=source, capture_output=True, check=False)
+    else:
+        finished = _ffmpeg(source, arguments)
+    summary = finished.stderr.decode("utf-8", "replace").rsplit("Summary:", 1)[-1]
+    loudness = float(re.search(r"I:\s*(-?[\d.]+|-inf) LUFS", summary).group(1))
+    peak = re.search(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf) dBFS", summary)
+    return loudness, float(peak.group(1)) if peak else -math.inf
 
 
 def _silencing(spans: list[tuple[float, float]], sample_rate: int) -> list[str]:
@@ -117,14 +164,6 @@ def _encode_mp3(source: Path, filters: list[str], channels: int) -> bytes:
         return encoded.read_bytes()
 
 
-def _integrated_loudness(mp3: bytes) -> float:
-    finished = subprocess.run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-i", "pipe:0", "-af", "ebur128", "-f", "null", "-"],
-        input=mp3, capture_output=True, check=False)
-    summary = finished.stderr.decode("utf-8", "replace").rsplit("Summary:", 1)[-1]
-    return float(re.search(r"I:\s*(-?[\d.]+|-inf) LUFS", summary).group(1))
-
-
 def _rounded(spans: list[tuple[float, float]]) -> list[list[float]]:
     return [[round(a, 3), round(b, 3)] for a, b in spans]
 
@@ -132,7 +171,7 @@ def _rounded(spans: list[tuple[float, float]]) -> list[list[float]]:
 def _source_key(audio_sha256: str, silence, tags, chapters) -> str:
     made_from = {"audio": audio_sha256, "silence": _rounded(silence),
                  "tags": tags, "chapters": chapters, "lufs": TARGET_LUFS, "peak": PEAK_LIMIT_DBTP,
-                 "bitrates": BITRATES, "version": __version__}
+                 "limiter": _LIMITER, "bitrates": BITRATES, "version": __version__}
     return hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()
 
 
@@ -173,24 +212,6 @@ def _ffmpeg(source: Path, arguments: list[str]) -> subprocess.CompletedProcess:
         last = finished.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
         raise PodarchiveError(source, "audio", f"ffmpeg could not process the recording ({last[0]})")
     return finished
-
-
-def _measure_loudness(source: Path, filters: list[str]) -> dict | None:
-    """loudnorm's first pass: the recording's loudness, peak and range after silencing."""
-    analysis = f"loudnorm=I={TARGET_LUFS}:TP={PEAK_LIMIT_DBTP}:LRA={LOUDNESS_RANGE_LU}:print_format=json"
-    finished = _ffmpeg(source, ["-af", ",".join([*filters, analysis]), "-f", "null", "-"])
-    report = finished.stderr.decode("utf-8", "replace")
-    measured = json.loads(report[report.rindex("{"):report.rindex("}") + 1])
-    if not np.isfinite(float(measured["input_i"])):
-        return None  # silence: nothing to normalise
-    return measured
-
-
-def _loudnorm(measured: dict) -> str:
-    return (f"loudnorm=I={TARGET_LUFS}:TP={PEAK_LIMIT_DBTP}:LRA={LOUDNESS_RANGE_LU}"
-            f":measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
-            f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
-            f":offset={measured['target_offset']}:linear=true")
 
 
 def _write_tags(mp3: io.BytesIO, tags: dict[str, str], chapters, duration: float, key: str,

@@ -1,6 +1,8 @@
 import datetime as dt
 import json
+import re
 import shutil
+import subprocess
 import uuid
 from email.utils import parsedate_to_datetime
 
@@ -14,9 +16,10 @@ from mutagen.id3 import ID3
 from pydub import AudioSegment
 
 from pipeline.cli import cli
+from pipeline.enclosure import publish_audio
 from pipeline.model import Segment, Word
 
-from conftest import copy_archive, write_transcript
+from conftest import REPO, copy_archive, write_transcript
 
 TITLE = 'Q&A: why 1 < 2, "quoted" l\'été 🎙️ & <co>'
 
@@ -30,6 +33,17 @@ def loudness_and_level(path, start=None, end=None):
         return loudness, None
     span = samples[int(start * sound.frame_rate):int(end * sound.frame_rate)]
     return loudness, 20 * np.log10(np.sqrt(np.mean(span ** 2)) + 1e-12)
+
+
+def ebur128(path):
+    """Integrated loudness (LUFS) and true peak (dBTP) of a file, as ffmpeg's EBU R128 meter
+    reads them."""
+    finished = subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-i", str(path), "-af", "ebur128=peak=true",
+                               "-f", "null", "-"], capture_output=True, text=True, check=True)
+    summary = finished.stderr.rsplit("Summary:", 1)[-1]
+    loudness = float(re.search(r"I:\s*(-?[\d.]+) LUFS", summary).group(1))
+    peak = float(re.search(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf) dBFS", summary).group(1))
+    return loudness, peak
 
 
 @pytest.fixture(autouse=True)
@@ -106,8 +120,25 @@ def test_every_published_mp3_is_at_minus_16_lufs(transcribed_archive):
     print(f"integrated loudness (LUFS): {measured}")
     assert len(measured) == 5
     assert all(-17.0 <= value <= -15.0 for value in measured.values()), measured
+    peaks = {mp3.parent.name: ebur128(mp3)[1] for mp3 in (root / "feed/episodes").glob("*/audio.mp3")}
+    assert all(peak <= -1.5 for peak in peaks.values()), peaks
     assert AudioSegment.from_file(root / "feed/episodes/two-voices-stereo/audio.mp3").channels == 2
     assert AudioSegment.from_file(root / "feed/episodes/eric-joanis-readalongs/audio.mp3").channels == 1
+
+
+BUNDLED_RECORDINGS = sorted(path.relative_to(REPO / "episodes").as_posix()
+                            for path in (REPO / "episodes").glob("*/*")
+                            if path.suffix in (".wav", ".flac", ".mp3", ".m4a"))
+
+
+@pytest.mark.parametrize("recording", BUNDLED_RECORDINGS)
+def test_published_mp3_is_at_minus_16_lufs_with_true_peaks_under_minus_1_5_dbtp(recording, tmp_path):
+    """Apple's and the AES's recommendation for spoken word, as ffmpeg's meter reads the mp3:
+    speech peaks well above its loudness, so reaching -16 LUFS takes a true-peak limiter."""
+    target = tmp_path / "audio.mp3"
+    publish_audio(REPO / "episodes" / recording, target, source_sha256="-", silence=[], tags={}, chapters=[])
+    loudness, peak = ebur128(target)
+    assert loudness == pytest.approx(-16.0, abs=0.5) and peak <= -1.5, (loudness, peak)
 
 
 @pytest.fixture
