@@ -106,12 +106,14 @@ def _vtt_escape(text: str) -> str:
 
 
 def write_vtt(doc: Document) -> str:
+    # No cue identifiers (WebVTT makes them optional): Castopod's importer expects each
+    # cue's timing line right after the blank line.
     blocks = ["WEBVTT"]
-    for number, cue in enumerate(doc.cues, 1):
+    for cue in doc.cues:
         text = "\n".join(_vtt_escape(line) for line in cue.lines)
         if cue.speaker:
             text = f"<v {_vtt_escape(cue.speaker)}>{text}"
-        blocks.append(f"{number}\n{timestamp(cue.start, '.')} --> {timestamp(cue.end, '.')}\n{text}")
+        blocks.append(f"{timestamp(cue.start, '.')} --> {timestamp(cue.end, '.')}\n{text}")
     return "\n\n".join(blocks) + "\n"
 
 

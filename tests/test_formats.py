@@ -1,5 +1,6 @@
 import datetime as dt
 import html
+import itertools
 import json
 import re
 from pathlib import Path
@@ -222,3 +223,47 @@ def test_future_and_embargoed_episodes_are_not_rendered(hostile_archive):
     result = CliRunner().invoke(cli, ["--archive", str(root), "render"])
     assert f"not published (to be released on {tomorrow})" in result.stdout
     assert not hostile_archive.exists()
+
+
+# --- What other podcast tools read (no model) ---------------------------------------------
+
+KENNEDY = "kennedy-inaugural-1961"
+
+
+def spoken(text: str, start: float, seconds_per_word: float = 0.3) -> list[Word]:
+    return [Word(token, round(start + n * seconds_per_word, 3), round(start + (n + 0.8) * seconds_per_word, 3), 0.9)
+            for n, token in enumerate(text.split())]
+
+
+def podarchive(root: Path, *commands: str) -> None:
+    for command in commands:
+        result = CliRunner().invoke(cli, ["--archive", str(root), command])
+        assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def conversation(tmp_path):
+    """Two speakers: a first turn long enough for several cues, a reply, the first again."""
+    root = copy_archive(tmp_path / "a", slugs=[KENNEDY])
+    turns = [("Ann", spoken("Welcome back to the archive. Today we listen to a speech that many people "
+                            "still quote, and we read it together, line by line.", 0.2, 0.25)),
+             ("Bob", spoken("Yes, the famous one.", 6.1)),
+             ("Ann", spoken("Exactly that one. Let us begin.", 7.8))]
+    write_transcript(root, KENNEDY, [Segment(n, words[0].start, words[-1].end, " ".join(w.text for w in words),
+                                             speaker, "en", words)
+                                     for n, (speaker, words) in enumerate(turns)])
+    podarchive(root, "render")
+    return root / "feed/episodes" / KENNEDY, [w.text for _, words in turns for w in words]
+
+
+def test_vtt_cues_start_with_their_timing_line_and_keep_their_speakers(conversation):
+    folder, said = conversation
+    header, *blocks = (folder / "transcript.vtt").read_text("utf-8").rstrip("\n").split("\n\n")
+    assert header == "WEBVTT"
+    # Castopod reads the line after a blank line as the cue's timing: no cue identifiers.
+    for block in blocks:
+        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} --> \d\d:\d\d:\d\d\.\d{3}", block.split("\n")[0]), block
+    captions = webvtt.read(str(folder / "transcript.vtt"))
+    assert len(captions) == len(blocks) > 3
+    assert [voice for voice, _ in itertools.groupby(c.voice for c in captions)] == ["Ann", "Bob", "Ann"]
+    assert " ".join(c.text.replace("\n", " ") for c in captions).split() == said
