@@ -34,6 +34,9 @@ MAX_LINES = 2
 MIN_CUE_SECONDS = 1.0
 MAX_CUE_SECONDS = 7.0
 MAX_CHARS_PER_SECOND = 20.0
+# What the cue builder pays for a turn's first cue whose first line cannot also hold
+# the speaker's name (see named_lines): the name would make that line too long.
+NAME_OVERFLOW_COST = 3.0
 
 MIN_WORD_SECONDS = 0.02  # one whisper frame
 # A word whose last LONG_SILENCE seconds are silent ends where its sound ends, plus a tail.
@@ -521,6 +524,8 @@ class Cue:
     speaker: str = ""
     language: str = ""
     words: list[Word] = field(default_factory=list, repr=False)
+    # The speaker changes at this cue: SRT starts it with the speaker's name (named_lines).
+    named: bool = False
 
     @property
     def text(self) -> str:
@@ -531,8 +536,32 @@ def build_cues(transcript: Transcript) -> list[Cue]:
     """Caption cues from a transcript's words, meeting the rules in this module's docstring."""
     cues = [cue for turn in _turns(transcript.segments) for cue in _cues_of_turn(turn)]
     cues.sort(key=lambda cue: (cue.start, cue.end))
+    _name_speaker_changes(cues)
     _time_cues(cues, transcript.duration)
     return cues
+
+
+def _name_speaker_changes(cues: list[Cue]) -> None:
+    """Mark each cue whose speaker differs from the cue before it, in time order: also
+    where speakers interleave."""
+    previous = None
+    for cue in cues:
+        cue.named = bool(cue.speaker) and cue.speaker != previous
+        previous = cue.speaker
+
+
+def _speaker_label(speaker: str) -> str:
+    return f"{speaker}: "
+
+
+def named_lines(cue: Cue) -> list[str]:
+    """A named cue's lines as SRT shows them: "Name: " first, as the Podcasting 2.0
+    transcript guidance asks. The words are broken again to leave the name room on the
+    first line (the first cue of a turn is built to allow it); where they cannot be, the
+    name goes before the cue's own first line."""
+    label = _speaker_label(cue.speaker)
+    lines = _split_lines([word.text for word in cue.words], len(label)) or cue.lines
+    return [label + lines[0], *lines[1:]]
 
 
 @dataclass
@@ -562,23 +591,28 @@ def _cues_of_turn(turn: _Turn) -> list[Cue]:
 
     A cue [i, j) is feasible when its words fit two lines and its speech lasts at most
     7 s; its cost rewards breaking at a sentence end, then a clause, then a pause, and
-    penalises reading faster than 20 characters a second and cues under a second.
+    penalises reading faster than 20 characters a second and cues under a second, and
+    a first cue with no room left for the speaker's name.
     """
     words = turn.words
     n = len(words)
+    name_chars = len(_speaker_label(turn.speaker)) if turn.speaker else 0
     best = [0.0] + [float("inf")] * n
     back = [0] * (n + 1)
     for j in range(1, n + 1):
         for i in range(j - 1, -1, -1):
-            chars = len(join_words([w.text for w in words[i:j]]))
+            texts = [w.text for w in words[i:j]]
+            chars = len(join_words(texts))
             if chars > MAX_LINE_CHARS * MAX_LINES + MAX_LINES - 1:
                 break
             if j - i > 1 and words[j - 1].end - words[i].start > MAX_CUE_SECONDS:
                 break
-            lines = _split_lines([w.text for w in words[i:j]])
+            lines = _split_lines(texts)
             if lines is None:
                 continue
             cost = best[i] + _cue_cost(words, i, j, chars, len(lines))
+            if i == 0 and _split_lines(texts, name_chars) is None:
+                cost += NAME_OVERFLOW_COST
             if cost < best[j]:
                 best[j], back[j] = cost, i
     cues = []
@@ -615,17 +649,18 @@ def _cue_cost(words: list[Word], i: int, j: int, chars: int, line_count: int) ->
     return cost + 0.5 + 0.2 * (line_count - 1)
 
 
-def _split_lines(texts: list[str]) -> list[str] | None:
-    """One line if it fits, else the most balanced two-line split that fits (None if none)."""
+def _split_lines(texts: list[str], first_line_taken: int = 0) -> list[str] | None:
+    """One line if it fits, else the most balanced two-line split that fits (None if none),
+    with ``first_line_taken`` characters of the first line kept for a speaker's name."""
     whole = join_words(texts)
-    if len(whole) <= MAX_LINE_CHARS:
+    if first_line_taken + len(whole) <= MAX_LINE_CHARS:
         return [whole]
     best: tuple[float, list[str]] | None = None
     for k in range(1, len(texts)):
         first, second = join_words(texts[:k]), join_words(texts[k:])
-        if len(first) > MAX_LINE_CHARS or len(second) > MAX_LINE_CHARS:
+        if first_line_taken + len(first) > MAX_LINE_CHARS or len(second) > MAX_LINE_CHARS:
             continue
-        score = abs(len(first) - len(second))
+        score = abs(first_line_taken + len(first) - len(second))
         if texts[k - 1].endswith(SENTENCE_END + CLAUSE_END):
             score -= 12  # a line that ends a clause reads more easily than a balanced one
         if best is None or score < best[0]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 
 from . import layout
-from .align import Cue, build_cues, join_words
+from .align import Cue, build_cues, join_words, named_lines
 from .model import Outcome, Segment, Transcript
 from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
 from .storage import dump_json, write_if_changed
@@ -120,9 +120,11 @@ def write_vtt(doc: Document) -> str:
 def write_srt(doc: Document) -> str:
     blocks = []
     for number, cue in enumerate(doc.cues, 1):
+        # SRT has no voice tag: the speaker's name starts the cue where the speaker changes.
+        lines = named_lines(cue) if cue.named else cue.lines
         # SRT has no escaping: an arrow in the text is all a parser could mistake for timing.
-        lines = "\n".join(line.replace("-->", "->") for line in cue.lines)
-        blocks.append(f"{number}\n{timestamp(cue.start, ',')} --> {timestamp(cue.end, ',')}\n{lines}")
+        text = "\n".join(line.replace("-->", "->") for line in lines)
+        blocks.append(f"{number}\n{timestamp(cue.start, ',')} --> {timestamp(cue.end, ',')}\n{text}")
     return "\n\n".join(blocks) + "\n"
 
 

@@ -2,7 +2,7 @@ import itertools
 
 import numpy as np
 
-from pipeline.align import SpeechActivity, build_cues, clean_word_times
+from pipeline.align import SpeechActivity, build_cues, clean_word_times, named_lines
 from pipeline.model import Segment, Transcript, Word
 
 
@@ -81,3 +81,32 @@ def test_overlapping_speakers_share_the_time_without_overlapping_cues():
     assert {cue.speaker for cue in cues} == {"Left", "Right"}
     assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
     assert all(cue.end - cue.start >= 1.0 for cue in cues)
+
+
+def assert_names_fit(cues) -> None:
+    """Where SRT names the speaker, the name and the words still fit two lines of 42."""
+    for cue in (cue for cue in cues if cue.named):
+        lines = named_lines(cue)
+        assert " ".join(lines) == f"{cue.speaker}: {cue.text}"
+        assert len(lines) <= 2 and all(len(line) <= 42 for line in lines), lines
+
+
+def test_the_first_cue_of_a_turn_leaves_room_for_the_speakers_name():
+    said = words_of("And so my fellow Americans, ask not what your country can do for you, "
+                    "ask what you can do for your country.", 0.0, 0.3)
+    reply = words_of("Thank you, Mr President.", said[-1].end + 0.5, 0.3)
+    cues = build_cues(transcript_of([Segment(0, 0.0, said[-1].end, "", "John F. Kennedy", "en", said),
+                                     Segment(1, reply[0].start, reply[-1].end, "", "Ann", "en", reply)], 20.0))
+    assert len(cues) > 2
+    assert [cue.named for cue in cues] == [True] + [False] * (len(cues) - 2) + [True]
+    assert_names_fit(cues)
+
+
+def test_a_cue_after_another_speakers_is_named_inside_a_turn_too():
+    left = words_of("He began a confused complaint against the wizard, who had vanished into the woods "
+                    "at dawn.", 0.0, 0.4)
+    right = words_of("The horizon seems distant.", 0.1, 0.4)
+    cues = build_cues(transcript_of([Segment(0, 0.0, left[-1].end, "", "Left", "en", left),
+                                     Segment(1, 0.1, right[-1].end, "", "Right", "en", right)], 20.0))
+    assert [(cue.speaker, cue.named) for cue in cues] == [("Left", True), ("Right", True), ("Left", True)]
+    assert_names_fit(cues)

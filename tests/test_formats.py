@@ -93,9 +93,14 @@ def test_every_generated_file_parses(transcribed_archive):
         vtt = webvtt.read(str(folder / "transcript.vtt"))
         subtitles = list(srt.parse((folder / "transcript.srt").read_text("utf-8")))
         assert len(vtt) == len(subtitles) > 0
-        for caption, subtitle in zip(vtt, subtitles):
+        voices = [caption.voice for caption in vtt]
+        for n, (caption, subtitle) in enumerate(zip(vtt, subtitles)):
             assert seconds(caption.start) == pytest.approx(subtitle.start.total_seconds())
-            assert caption.text == html.unescape(subtitle.content)
+            changes = caption.voice and (n == 0 or caption.voice != voices[n - 1])
+            name = f"{caption.voice}: " if changes else ""
+            assert subtitle.content.startswith(name)
+            # The same words; a named cue's lines break again around the name.
+            assert caption.text.split() == html.unescape(subtitle.content.removeprefix(name)).split()
         podcast = json.loads((folder / "transcript.json").read_text("utf-8"))
         assert podcast["version"] == "1.0.0"
         assert len(podcast["segments"]) == len(vtt)
@@ -194,7 +199,8 @@ def test_hostile_text_is_escaped_in_html(hostile_archive):
 
 def test_hostile_text_keeps_srt_and_json_parseable(hostile_archive):
     (subtitle,) = srt.parse((hostile_archive / "transcript.srt").read_text("utf-8"))
-    assert "<script>alert(1)</script> &" in subtitle.content
+    assert subtitle.content.startswith("Ann <b>&</b>: ")
+    assert "<script>alert(1)</script> & -> Q&A done." in " ".join(subtitle.content.split())
     podcast = json.loads((hostile_archive / "transcript.json").read_text("utf-8"))
     assert podcast["segments"][0]["body"].startswith("<script>alert(1)</script> & -->")
 
@@ -267,3 +273,19 @@ def test_vtt_cues_start_with_their_timing_line_and_keep_their_speakers(conversat
     assert len(captions) == len(blocks) > 3
     assert [voice for voice, _ in itertools.groupby(c.voice for c in captions)] == ["Ann", "Bob", "Ann"]
     assert " ".join(c.text.replace("\n", " ") for c in captions).split() == said
+
+
+def test_srt_names_the_speaker_where_the_speaker_changes(conversation):
+    folder, said = conversation
+    subtitles = list(srt.parse((folder / "transcript.srt").read_text("utf-8")))
+    voices = [caption.voice for caption in webvtt.read(str(folder / "transcript.vtt"))]
+    assert len(subtitles) == len(voices)
+    shown = []
+    for n, (subtitle, voice) in enumerate(zip(subtitles, voices)):
+        changes = n == 0 or voice != voices[n - 1]
+        name = re.match(r"(Ann|Bob): ", subtitle.content)
+        assert (name.group(1) if name else None) == (voice if changes else None), subtitle.content
+        shown += subtitle.content.removeprefix(name.group(0) if name else "").split()
+        assert all(len(line) <= MAX_LINE_CHARS for line in subtitle.content.split("\n")), subtitle.content
+    assert shown == said
+    assert sum(1 for n in range(len(voices)) if n and voices[n] == voices[n - 1])  # some cues go unnamed
