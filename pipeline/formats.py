@@ -28,10 +28,13 @@ PARAGRAPH_CHARS = 600
 @dataclass
 class Paragraph:
     number: int
-    start: float
     speaker: str
     language: str
     segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def start(self) -> float:
+        return spoken_span(self.segments[0])[0]
 
     @property
     def anchor(self) -> str:
@@ -69,6 +72,14 @@ def segment_text(segment: Segment) -> str:
     return join_words([word.text for word in segment.words]) if segment.words else segment.text.strip()
 
 
+def spoken_span(segment: Segment) -> tuple[float, float]:
+    """When a segment's words are said. ``align`` re-times the words of a corrected
+    segment but leaves the segment's bounds where whisper put them."""
+    if segment.words:
+        return segment.words[0].start, segment.words[-1].end
+    return segment.start, segment.end
+
+
 def clock(seconds: float) -> str:
     whole = int(seconds)
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
@@ -85,7 +96,7 @@ def timestamp(seconds: float, separator: str) -> str:
 def paragraphs(transcript: Transcript) -> list[Paragraph]:
     """Speaker turns, cut at long pauses and, when long, at a sentence end."""
     result: list[Paragraph] = []
-    for segment in sorted(transcript.segments, key=lambda s: (s.start, s.end)):
+    for segment in sorted(transcript.segments, key=spoken_span):
         if not segment_text(segment):
             continue
         current = result[-1] if result else None
@@ -93,10 +104,10 @@ def paragraphs(transcript: Transcript) -> list[Paragraph]:
             current is None
             or current.speaker != segment.speaker
             or current.language != segment.language
-            or segment.start - current.segments[-1].end >= PARAGRAPH_PAUSE_SECONDS
+            or spoken_span(segment)[0] - spoken_span(current.segments[-1])[1] >= PARAGRAPH_PAUSE_SECONDS
             or (len(current.text) >= PARAGRAPH_CHARS and current.text.endswith((".", "?", "!", "…")))
         ):
-            result.append(Paragraph(len(result) + 1, segment.start, segment.speaker, segment.language))
+            result.append(Paragraph(len(result) + 1, segment.speaker, segment.language))
         result[-1].segments.append(segment)
     return result
 

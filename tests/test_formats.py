@@ -11,6 +11,7 @@ import srt
 import webvtt
 from click.testing import CliRunner
 
+from pipeline.archive import read_transcript
 from pipeline.cli import cli
 from pipeline.model import Segment, Word
 
@@ -289,3 +290,26 @@ def test_srt_names_the_speaker_where_the_speaker_changes(conversation):
         assert all(len(line) <= MAX_LINE_CHARS for line in subtitle.content.split("\n")), subtitle.content
     assert shown == said
     assert sum(1 for n in range(len(voices)) if n and voices[n] == voices[n - 1])  # some cues go unnamed
+
+
+def test_a_paragraph_starts_when_its_words_are_said_after_a_correction(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=[KENNEDY])
+    # As whisper writes a segment: it starts with its first word, here a filler.
+    words = [Word("Uh,", 0.0, 1.1, 0.4), *spoken("And so my fellow Americans,", 1.4)]
+    write_transcript(root, KENNEDY, [Segment(0, 0.0, words[-1].end, " ".join(w.text for w in words),
+                                             "John F. Kennedy", "en", words)])
+    # The producer deletes the filler from the words and the text, and has it timed again.
+    path = root / "episodes" / KENNEDY / "transcript.json"
+    data = json.loads(path.read_text("utf-8"))
+    (segment,) = data["segments"]
+    segment["words"], segment["text"] = segment["words"][1:], "And so my fellow Americans,"
+    path.write_text(json.dumps(data), "utf-8")
+    podarchive(root, "align", "render")
+    first_word = read_transcript(path).segments[0].words[0]
+    assert (first_word.text, first_word.start) == ("And", 1.4)
+
+    folder = root / "feed/episodes" / KENNEDY
+    _, (paragraph,) = page_checks(folder / "transcript.html", "en", "Ask not what your country can do for you")
+    assert paragraph.find(f"{NS}a").text == "00:00:01"
+    text = (folder / "transcript.txt").read_text("utf-8")
+    assert "[00:00:01] John F. Kennedy: And so my fellow Americans," in text
