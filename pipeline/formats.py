@@ -81,6 +81,7 @@ def spoken_span(segment: Segment) -> tuple[float, float]:
 
 
 def clock(seconds: float) -> str:
+    """A moment as HH:MM:SS, to the second it falls in: one who seeks there hears it."""
     whole = int(seconds)
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
@@ -189,7 +190,9 @@ def write_html(doc: Document) -> str:
                      "language": p.language,
                      "segments": [{"id": s.id, "text": segment_text(s)} for s in p.segments]}
                     for p in doc.paragraphs],
-        duration=clock(doc.transcript.duration), speakers=speakers,
+        # A length, rounded as feed.xml's itunes:duration rounds it: the page and the
+        # feed state one duration.
+        duration=clock(round(doc.transcript.duration)), speakers=speakers,
     )
 
 

@@ -6,10 +6,13 @@ import re
 from pathlib import Path
 
 import html5lib
+import numpy as np
 import pytest
 import srt
 import webvtt
 from click.testing import CliRunner
+from lxml import etree
+from scipy.io import wavfile
 
 from pipeline.archive import read_transcript
 from pipeline.cli import cli
@@ -313,3 +316,24 @@ def test_a_paragraph_starts_when_its_words_are_said_after_a_correction(tmp_path)
     assert paragraph.find(f"{NS}a").text == "00:00:01"
     text = (folder / "transcript.txt").read_text("utf-8")
     assert "[00:00:01] John F. Kennedy: And so my fellow Americans," in text
+
+
+def test_the_page_states_the_duration_the_feed_states(tmp_path):
+    slug = "conservateur-des-eaux-et-forets"
+    root = copy_archive(tmp_path / "a", slugs=[slug])
+    recording = root / "episodes" / slug / "leopard-fr.wav"
+    rate, samples = wavfile.read(recording)
+    seconds_long = 19.6
+    wavfile.write(recording, rate, np.resize(samples, round(seconds_long * rate)))
+    words = spoken("Sous le consulat il devient conservateur des eaux et forêts.", 0.75, 0.5)
+    write_transcript(root, slug, [Segment(0, 0.75, words[-1].end, " ".join(w.text for w in words), "", "fr", words)],
+                     language="fr", duration=seconds_long)
+    podarchive(root, "render", "feed")
+
+    item = etree.parse(str(root / "feed/feed.xml")).find("channel/item")
+    feed_seconds = int(item.findtext("{http://www.itunes.com/dtds/podcast-1.0.dtd}duration"))
+    document = parse_html(root / "feed/episodes" / slug / "transcript.html")
+    (meta,) = [p for p in document.iter(f"{NS}p") if p.get("class") == "meta" and "Durée" in "".join(p.itertext())]
+    shown = re.search(r"Durée (\d\d):(\d\d):(\d\d)", "".join(meta.itertext()))
+    assert feed_seconds == 20
+    assert int(shown[1]) * 3600 + int(shown[2]) * 60 + int(shown[3]) == feed_seconds
