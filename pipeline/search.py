@@ -38,7 +38,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -52,6 +52,7 @@ from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.lang import has_stemmer, stemmer_for_language
 from whoosh.lang.stopwords import stoplists
 from whoosh.reading import SegmentReader
+from whoosh.util.filelock import try_for
 
 from . import layout
 from .errors import PodarchiveError
@@ -92,6 +93,17 @@ _MOST_SUBQUERIES = 16
 
 class QueryError(PodarchiveError):
     """A search query that cannot be read; the message says why."""
+
+
+class DamagedIndex(PodarchiveError):
+    """A file of the index that cannot be read (truncated, gone, garbled): only making the
+    index anew from the public view helps."""
+
+    def __init__(self, folder: Path, error: Exception):
+        kind = type(error)
+        self.cause = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+        super().__init__(folder, None, f"a file of the index cannot be read ({self.cause}): "
+                         "rebuild it with `podarchive index --rebuild`")
 
 
 @dataclass(frozen=True)
@@ -478,22 +490,24 @@ class WhooshEngine:
         self.folder = Path(folder)
         self._searcher = None
         self._languages: list[str] = []
-        if not whoosh_index.exists_in(self.folder):
-            problem = "no search index yet: run `podarchive index`"
-        else:
-            self._index = whoosh_index.open_dir(str(self.folder))
-            made_with = self._fresh_searcher().document(kind="format")
-            if made_with and made_with["version"] == INDEX_FORMAT:
-                return
-            self.close()
-            problem = "made by another version of podarchive: run `podarchive index`"
+        with self._guarded("read"):
+            if not whoosh_index.exists_in(self.folder):
+                problem = "no search index yet: run `podarchive index`"
+            else:
+                self._index = whoosh_index.open_dir(str(self.folder))
+                made_with = self._fresh_searcher().document(kind="format")
+                if made_with and made_with["version"] == INDEX_FORMAT:
+                    return
+                self.close()
+                problem = "made by another version of podarchive: run `podarchive index`"
         if not create:
             raise PodarchiveError(self.folder, None, problem)
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True)
-        self._index = whoosh_index.create_in(str(self.folder), SCHEMA)
-        with self._index.writer() as writer:
-            writer.add_document(kind="format", version=INDEX_FORMAT)
+        with self._guarded("write"):
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir(parents=True)
+            self._index = whoosh_index.create_in(str(self.folder), SCHEMA)
+            with self._index.writer() as writer:
+                writer.add_document(kind="format", version=INDEX_FORMAT)
 
     def close(self) -> None:
         if self._searcher is not None:
@@ -507,45 +521,81 @@ class WhooshEngine:
             self._languages = sorted(term.decode() for term in self._searcher.lexicon("lang"))
         return self._searcher
 
+    @contextmanager
+    def _guarded(self, doing: str) -> Iterator[None]:
+        """Whatever whoosh raises while ``doing`` ("read", "write") as one PodarchiveError:
+        the file system's refusal (a full disk, say) as it is, anything else as damage
+        (whoosh says so by EOFError, struct.error, a segment file not found…)."""
+        try:
+            yield
+        except PodarchiveError:
+            self.close()
+            raise
+        except OSError as error:
+            self.close()
+            if isinstance(error, FileNotFoundError):
+                raise DamagedIndex(self.folder, error) from error
+            raise PodarchiveError(self.folder, None, f"cannot {doing}: {error.strerror or error}") from error
+        except Exception as error:
+            self.close()
+            raise DamagedIndex(self.folder, error) from error
+
     def deleted_episodes(self) -> set[str]:
         """The episodes of which deleted documents are still readable in a segment file."""
         found = set()
-        for segment in self._index._segments():
-            if not segment.has_deletions():
-                continue
-            reader = SegmentReader(self._index.storage, self._index.schema, segment)
-            try:
-                found.update(reader.stored_fields(docnum).get("episode") for docnum in segment.deleted_docs())
-            finally:
-                reader.close()
+        with self._guarded("read"):
+            for segment in self._index._segments():
+                if not segment.has_deletions():
+                    continue
+                reader = SegmentReader(self._index.storage, self._index.schema, segment)
+                try:
+                    found.update(reader.stored_fields(docnum).get("episode") for docnum in segment.deleted_docs())
+                finally:
+                    reader.close()
         return found - {None}
 
     def indexed(self) -> dict[str, Indexed]:
         """What every indexed episode was made from, by slug."""
-        searcher = self._fresh_searcher()
-        return {fields["episode"]: Indexed(fields["digest"], fields.get("withheld", ""),
-                                           fields.get("consent", ""))
-                for fields in searcher.documents(kind="episode")}
+        with self._guarded("read"):
+            return {fields["episode"]: Indexed(fields["digest"], fields.get("withheld", ""),
+                                               fields.get("consent", ""))
+                    for fields in self._fresh_searcher().documents(kind="episode")}
 
     @contextmanager
     def writing(self, *, expunge: bool = False) -> Iterator[_WhooshBatch]:
         """A batch of changes, committed at once (atomically) when the block ends without error.
 
         ``expunge``: the batch deletes for consent, so every segment holding deleted
-        documents (of this batch or an earlier one) is written anew without them.
+        documents (of this batch or an earlier one) is written anew without them. A
+        batch that fails (a full disk, say) leaves the index as it was, and unlocked.
         """
-        try:
-            writer = self._index.writer(timeout=WRITE_LOCK_SECONDS)
-        except whoosh_index.LockError:
+        # The lock is held here, not by the writer: a writer that fails half made (on a
+        # full disk) would keep its lock until the process ends.
+        lock = self._index.lock("WRITELOCK")
+        with self._guarded("write"):
+            locked = try_for(lock.acquire, timeout=WRITE_LOCK_SECONDS, delay=0.1)
+        if not locked:
             raise PodarchiveError(self.folder, None, "another process is writing the search "
-                                  "index; try again when it ends") from None
+                                  "index; try again when it ends")
         try:
-            yield _WhooshBatch(writer)
-        except BaseException:
-            writer.cancel()
-            raise
-        writer.commit(mergetype=_rewrite_segments_with_deletions if expunge else None)
-        self.close()
+            with self._guarded("write"):
+                writer = self._index.writer(_lk=False)
+            try:
+                try:
+                    yield _WhooshBatch(writer)
+                except OSError as error:
+                    raise PodarchiveError(self.folder, None, f"cannot write: {error.strerror or error}") from error
+                with self._guarded("write"):
+                    writer.commit(mergetype=_rewrite_segments_with_deletions if expunge else None)
+            except BaseException:
+                if not writer.is_closed:
+                    # Its scratch folder, if closing fails too, goes with the next writer's.
+                    with suppress(Exception):
+                        writer.cancel()
+                raise
+        finally:
+            lock.release()
+            self.close()
 
     def search(self, query: str, *, limit: int = 10, episode: str | None = None,
                speaker: str | None = None, lang: str | None = None,
@@ -557,39 +607,40 @@ class WhooshEngine:
         only the hits it allows are kept.
         """
         alternatives = parse_query(query, self.folder)
-        searcher = self._fresh_searcher()
-        languages = [_primary_language(lang)] if lang else self._languages
-        found = [_alternative_query(atoms, languages) for atoms in alternatives]
-        # Filters score nothing: they only narrow the intersection.
-        filters = [q.Term("episode", episode, boost=0.0)] if episode else []
-        if lang:
-            filters.append(q.Term("lang", _primary_language(lang), boost=0.0))
-        filters += [q.Term("speaker_words", token.folded, boost=0.0) for token in _tokens(speaker or "")]
-        whole = _joined(q.Or, found)
-        if filters:
-            whole = q.And([whole, *filters])
-        wanted = [atom for atoms in alternatives for atom in atoms if not atom.excluded]
-        if gate is None:
-            return [_hit(fields, wanted) for fields in self._best(searcher, whole, limit)]
-        records = self.indexed()
-        allowed = [slug for slug in records if gate.publishable(slug)]
-        refused: set[str] = set()
-        while True:
-            shown = [slug for slug in allowed if slug not in refused]
-            if not shown:
-                return []
-            best = self._best(searcher, whole, limit + len(refused),
-                              within=_joined(q.Or, [q.Term("episode", slug) for slug in shown]))
-            kept, again = [], False
-            for fields in best:
-                if gate.allows(fields["episode"], records[fields["episode"]].consent,
-                               fields["text"], fields["title"], fields["speaker"]):
-                    kept.append(fields)
-                elif fields["episode"] not in refused:
-                    refused.add(fields["episode"])
-                    again = True
-            if not again or len(kept) >= limit:
-                return [_hit(fields, wanted) for fields in kept[:limit]]
+        with self._guarded("read"):
+            searcher = self._fresh_searcher()
+            languages = [_primary_language(lang)] if lang else self._languages
+            found = [_alternative_query(atoms, languages) for atoms in alternatives]
+            # Filters score nothing: they only narrow the intersection.
+            filters = [q.Term("episode", episode, boost=0.0)] if episode else []
+            if lang:
+                filters.append(q.Term("lang", _primary_language(lang), boost=0.0))
+            filters += [q.Term("speaker_words", token.folded, boost=0.0) for token in _tokens(speaker or "")]
+            whole = _joined(q.Or, found)
+            if filters:
+                whole = q.And([whole, *filters])
+            wanted = [atom for atoms in alternatives for atom in atoms if not atom.excluded]
+            if gate is None:
+                return [_hit(fields, wanted) for fields in self._best(searcher, whole, limit)]
+            records = self.indexed()
+            allowed = [slug for slug in records if gate.publishable(slug)]
+            refused: set[str] = set()
+            while True:
+                shown = [slug for slug in allowed if slug not in refused]
+                if not shown:
+                    return []
+                best = self._best(searcher, whole, limit + len(refused),
+                                  within=_joined(q.Or, [q.Term("episode", slug) for slug in shown]))
+                kept, again = [], False
+                for fields in best:
+                    if gate.allows(fields["episode"], records[fields["episode"]].consent,
+                                   fields["text"], fields["title"], fields["speaker"]):
+                        kept.append(fields)
+                    elif fields["episode"] not in refused:
+                        refused.add(fields["episode"])
+                        again = True
+                if not again or len(kept) >= limit:
+                    return [_hit(fields, wanted) for fields in kept[:limit]]
 
     @staticmethod
     def _best(searcher, query: q.Query, limit: int, within: q.Query | None = None) -> list[dict]:
@@ -615,22 +666,12 @@ def _hit(fields: dict, atoms: list[_Atom]) -> dict:
 # --- The stage ---------------------------------------------------------------------------
 
 
-def _open_for_writing(root: Path, *, rebuild: bool = False) -> tuple[WhooshEngine, list[Outcome]]:
-    """The archive's index, made if missing or outdated, and made anew (saying so) if a
-    file of it cannot be read: what cannot be read cannot be checked against the gate."""
+def _open_for_writing(root: Path, *, rebuild: bool = False) -> WhooshEngine:
+    """The archive's index, made if missing or outdated (``rebuild``: made anew)."""
     folder = layout.engine_dir(root)
     if rebuild:
         shutil.rmtree(folder, ignore_errors=True)
-    try:
-        return WhooshEngine(folder, create=True), []
-    except PodarchiveError:
-        raise
-    except Exception as error:  # noqa: BLE001 - whoosh reports damage in many ways
-        shutil.rmtree(folder, ignore_errors=True)
-        note = Outcome(layout.ENGINE_DIR.as_posix(), "rebuilt",
-                       f"a file of the index could not be read ({type(error).__name__}): "
-                       "removed, and made anew from the public view")
-        return WhooshEngine(folder, create=True), [note]
+    return WhooshEngine(folder, create=True)
 
 
 def withdraw_from_index(view: PublicView) -> list[Outcome]:
@@ -640,12 +681,13 @@ def withdraw_from_index(view: PublicView) -> list[Outcome]:
 
     If the index cannot be changed, every episode it holds is reported failed, so that
     none of them is published further by this run."""
-    if not whoosh_index.exists_in(layout.engine_dir(view.archive.root)):
+    folder = layout.engine_dir(view.archive.root)
+    if not folder.exists():
         return []
     current = {episode.slug: episode.withheld_key for episode in view.episodes}
     indexed: dict[str, Indexed] = {}
     try:
-        engine, outcomes = _open_for_writing(view.archive.root)
+        engine = _open_for_writing(view.archive.root)
         try:
             indexed = engine.indexed()
             gone = {slug: "withdrawn" if slug not in current else "withheld words changed"
@@ -659,10 +701,15 @@ def withdraw_from_index(view: PublicView) -> list[Outcome]:
                         batch.remove_episode(slug)
         finally:
             engine.close()
+    except DamagedIndex as damage:
+        # What cannot be read cannot be checked against the gate: it goes whole.
+        shutil.rmtree(folder, ignore_errors=True)
+        return [Outcome(layout.ENGINE_DIR.as_posix(), "removed",
+                        f"a file of it could not be read ({damage.cause}); "
+                        "`podarchive index` makes it anew from the public view")]
     except PodarchiveError as error:
         return [Outcome(slug, "failed", str(error), error=error) for slug in indexed or current]
-    return outcomes + [Outcome(slug, "withdrawn", f"removed from the index ({why})")
-                       for slug, why in sorted(gone.items())]
+    return [Outcome(slug, "withdrawn", f"removed from the index ({why})") for slug, why in sorted(gone.items())]
 
 
 def index_archive(view: PublicView, *, rebuild: bool = False) -> list[Outcome]:
@@ -670,9 +717,20 @@ def index_archive(view: PublicView, *, rebuild: bool = False) -> list[Outcome]:
 
     Only episodes whose published content changed are re-indexed; those no longer in
     the view are removed, for good. With nothing changed, no file under index/ is
-    touched. ``rebuild`` starts from an empty index.
+    touched. ``rebuild`` starts from an empty index, as a damaged one does (saying so).
     """
-    engine, outcomes = _open_for_writing(view.archive.root, rebuild=rebuild)
+    try:
+        return _update_index(view, rebuild=rebuild)
+    except DamagedIndex as damage:
+        note = Outcome(layout.ENGINE_DIR.as_posix(), "rebuilt",
+                       f"a file of the index could not be read ({damage.cause}): "
+                       "removed, and made anew from the public view")
+        return [note, *_update_index(view, rebuild=True)]
+
+
+def _update_index(view: PublicView, *, rebuild: bool) -> list[Outcome]:
+    engine = _open_for_writing(view.archive.root, rebuild=rebuild)
+    outcomes: list[Outcome] = []
     try:
         indexed = engine.indexed()
         changes: dict[str, tuple[Indexed, list[SegmentDocument] | None] | None] = {}

@@ -1,14 +1,23 @@
 """Search and the index never answer with a traceback: any query text gives hits or one
 clear line, a damaged index is rebuilt or named, a full disk names the folder."""
 
+import errno
+import os
+
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_search import ENGLISH, SEGMENTS, reindex, write_segments
+from test_search import ENGLISH, FRENCH, SEGMENTS, index_files, reindex, texts, write_segments
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import TOC
 
+from pipeline.archive import load_archive
 from pipeline.cli import cli
-from pipeline.search import MAX_QUERY_WORDS, QueryError, search
+from pipeline.errors import PodarchiveError
+from pipeline.layout import ENGINE_DIR
+from pipeline.privacy import public_view
+from pipeline.search import MAX_QUERY_WORDS, DamagedIndex, QueryError, index_archive, search
 
 from conftest import copy_archive
 
@@ -92,3 +101,120 @@ def test_the_search_command_answers_a_long_query_in_one_line(indexed):
     assert result.exit_code == 0
     assert "**country**" in result.stdout
     assert search(indexed, "country", episode=ENGLISH)
+
+
+# --- A damaged index: rebuilt by `index`, named by `search` ----------------------------------
+
+
+@pytest.fixture
+def archive(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=list(SEGMENTS))
+    for slug, segments in SEGMENTS.items():
+        write_segments(root, slug, segments)
+    reindex(root)
+    return root
+
+
+def damage(root, which: str, how: str) -> None:
+    engine = root / ENGINE_DIR
+    path = max(engine.glob("_MAIN_*.toc" if which == "table of contents" else "MAIN_*.seg"),
+               key=lambda p: p.stat().st_size)
+    if how == "deleted":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[:path.stat().st_size // 2] if how == "cut in half" else b"")
+
+
+DAMAGES = [(which, how) for which in ("table of contents", "segment")
+           for how in ("deleted", "emptied", "cut in half")]
+
+
+@pytest.mark.parametrize(("which", "how"), DAMAGES)
+def test_searching_a_damaged_index_says_how_to_rebuild_it(archive, which, how):
+    damage(archive, which, how)
+    result = invoked(archive, "search", "country")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    if (which, how) == ("table of contents", "deleted"):  # no index at all, as whoosh sees it
+        assert line == "error: index/whoosh: no search index yet: run `podarchive index`"
+    else:
+        assert line.startswith("error: index/whoosh: a file of the index cannot be read (")
+        assert line.endswith("): rebuild it with `podarchive index --rebuild`")
+        with pytest.raises(DamagedIndex):
+            search(archive, "country")
+
+
+@pytest.mark.parametrize(("which", "how"), DAMAGES)
+def test_the_index_command_makes_a_damaged_index_anew(archive, which, how):
+    queries = ["country", '"chanteuse libre"', "befreiung OR connected"]
+    before = [search(archive, query) for query in queries]
+    damage(archive, which, how)
+    result = invoked(archive, "index")
+    assert result.exit_code == 0, result.output
+    if (which, how) != ("table of contents", "deleted"):
+        assert ("withdraw index/whoosh: removed (a file of it could not be read (" in result.stdout
+                and "`podarchive index` makes it anew from the public view)" in result.stdout)
+    assert result.stdout.count(": indexed") == len(SEGMENTS)
+    assert [search(archive, query) for query in queries] == before
+
+
+@pytest.mark.parametrize(("which", "how"), DAMAGES[1:])
+def test_the_index_stage_rebuilds_a_damaged_index_saying_so(archive, which, how):
+    before = search(archive, "country")
+    damage(archive, which, how)
+    outcomes = index_archive(public_view(load_archive(archive)))
+    assert outcomes[0].slug == "index/whoosh" and outcomes[0].status == "rebuilt"
+    assert outcomes[0].message.startswith("a file of the index could not be read (")
+    assert {o.status for o in outcomes[1:]} == {"indexed"}
+    assert search(archive, "country") == before
+
+
+def test_rendering_removes_a_damaged_index_it_cannot_check(archive):
+    damage(archive, "segment", "cut in half")
+    result = invoked(archive, "render")
+    assert result.exit_code == 0, result.output
+    assert "withdraw index/whoosh: removed (a file of it could not be read (EOFError)" in result.stdout
+    assert not (archive / ENGINE_DIR).exists()
+    with pytest.raises(PodarchiveError, match="no search index yet"):
+        search(archive, "country")
+
+
+# --- A full disk while the index is written --------------------------------------------------
+
+
+def no_space(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["a new segment file", "the table of contents"])
+def test_a_full_disk_while_indexing_names_the_folder_and_keeps_the_index(archive, monkeypatch, where):
+    before = index_files(archive)
+    write_segments(archive, ENGLISH, [("A new country speech.", "John F. Kennedy", "en")])
+    with monkeypatch.context() as patch:
+        if where == "a new segment file":
+            patch.setattr(FileStorage, "create_file", no_space)
+        else:
+            patch.setattr(TOC, "write", no_space)
+        result = invoked(archive, "index")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == "error: index/whoosh: cannot write: No space left on device"
+    after = index_files(archive)
+    assert {path: after.get(path) for path in before} == before
+    assert texts(archive, "consulat") == [SEGMENTS[FRENCH][1][0]]
+    again = invoked(archive, "index")  # the lock and scratch files were let go
+    assert again.exit_code == 0, again.output
+    assert texts(archive, "country") == ["A new country speech."]
+    assert [p.name for p in (archive / ENGINE_DIR).iterdir() if not p.name.startswith(("MAIN_", "_MAIN_"))] == []
+
+
+def test_a_full_disk_while_withdrawing_fails_the_episode_in_one_line(archive, monkeypatch):
+    toml = archive / "episodes" / ENGLISH / "episode.toml"
+    toml.write_text('status = "restricted"\n' + toml.read_text("utf-8"), "utf-8")
+    with monkeypatch.context() as patch:
+        patch.setattr(FileStorage, "create_file", no_space)
+        result = invoked(archive, "index")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == "error: index/whoosh: cannot write: No space left on device"
+    assert texts(archive, "country") == []  # the gate still hides it from search
+    assert invoked(archive, "index").exit_code == 0
+    assert ENGLISH not in {hit["episode"] for hit in search(archive, "the")}
