@@ -603,13 +603,15 @@ def _cues_of_turn(turn: _Turn) -> list[Cue]:
         for i in range(j - 1, -1, -1):
             texts = [w.text for w in words[i:j]]
             chars = len(join_words(texts))
-            if chars > MAX_LINE_CHARS * MAX_LINES + MAX_LINES - 1:
+            if j - i > 1 and chars > MAX_LINE_CHARS * MAX_LINES + MAX_LINES - 1:
                 break
             if j - i > 1 and words[j - 1].end - words[i].start > MAX_CUE_SECONDS:
                 break
             lines = _split_lines(texts)
             if lines is None:
-                continue
+                if j - i > 1:
+                    continue
+                lines = texts  # a word longer than a line (a URL) cannot be broken: it stands alone
             cost = best[i] + _cue_cost(words, i, j, chars, len(lines))
             if i == 0 and _split_lines(texts, name_chars) is None:
                 cost += NAME_OVERFLOW_COST

@@ -110,3 +110,14 @@ def test_a_cue_after_another_speakers_is_named_inside_a_turn_too():
                                      Segment(1, 0.1, right[-1].end, "", "Right", "en", right)], 20.0))
     assert [(cue.speaker, cue.named) for cue in cues] == [("Left", True), ("Right", True), ("Left", True)]
     assert_names_fit(cues)
+
+
+def test_a_word_longer_than_a_line_stands_alone_and_the_turn_is_still_cut():
+    url = "https://example.org/archives/en-fleurs-plus-en-feu/episode-12/notes"
+    said = words_of(f"The notes are online at {url} and the next episode comes out in May, with the "
+                    "second part of the interview and a reading.", 0.0, 0.35)
+    cues = build_cues(transcript_of([Segment(0, 0.0, said[-1].end, "", "", "en", said)], said[-1].end + 2))
+    assert [cue.lines for cue in cues if url in " ".join(cue.lines)] == [[url]]
+    for cue in cues:
+        assert cue.end - cue.start <= 7.0 + 1e-6
+        assert all(len(line) <= 42 for line in cue.lines if line != url)
