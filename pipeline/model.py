@@ -110,7 +110,12 @@ class InvalidTranscript(ValueError):
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a whole number past what a float holds: JSON allows it
+        return False
 
 
 # What each field must hold: a check and how to say it.
