@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
-from .archive import Episode
 from .errors import PodarchiveError
+
+if TYPE_CHECKING:  # the loader probes recordings: importing it here would be circular
+    from .archive import Episode
 
 SAMPLE_RATE = 16000  # what whisper listens at
 # Less than this share of the declared duration decodes: the file was cut short.
 TRUNCATED_BELOW = 0.5
+# A WAV's data size when it was written while recording, its length unknown then.
+_WAV_SIZE_UNKNOWN = (0, 0xFFFFFFFF)
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,19 @@ class AudioInfo:
 
 
 def probe(path: Path) -> AudioInfo:
-    """Duration and layout of a recording, read from its container (no full decode)."""
+    """Duration and layout of a recording, read from its container (no full decode).
+
+    FFmpeg takes a WAV's length from the bytes the file holds, not from its header: a
+    WAV cut short is refused here, where its header says how long it should be.
+    """
+    info = _container_info(path)
+    declared = _declared_wav_seconds(path)
+    if declared is not None:
+        _refuse_truncated(path, info.duration, declared)
+    return info
+
+
+def _container_info(path: Path) -> AudioInfo:
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -45,6 +63,31 @@ def probe(path: Path) -> AudioInfo:
 def _reason(error: Exception) -> str:
     """FFmpeg's own words for a failure, without its error number and the path again."""
     return getattr(error, "strerror", None) or str(error)
+
+
+def _declared_wav_seconds(path: Path) -> float | None:
+    """The length a WAV's header declares (its data chunk's size), None for any other file
+    and for a WAV that declares none."""
+    with open(path, "rb") as source:
+        if source.read(4) != b"RIFF" or source.read(8)[4:] != b"WAVE":
+            return None
+        bytes_per_second = 0
+        while len(header := source.read(8)) == 8:
+            name, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if name == b"fmt ":
+                fmt = source.read(size + size % 2)
+                bytes_per_second = struct.unpack("<I", fmt[8:12])[0] if len(fmt) >= 12 else 0
+            elif name == b"data":
+                return size / bytes_per_second if bytes_per_second and size not in _WAV_SIZE_UNKNOWN else None
+            else:
+                source.seek(size + size % 2, 1)  # chunks are padded to an even size
+    return None
+
+
+def _refuse_truncated(path: Path, decoded: float, declared: float) -> None:
+    if declared > 1 and decoded < declared * TRUNCATED_BELOW:
+        raise PodarchiveError(path, "audio", f"the recording is truncated or damaged: only {decoded:.1f} s "
+                                             f"of the {declared:.1f} s it declares could be decoded")
 
 
 def _decoded_duration(container: av.container.InputContainer) -> float:
@@ -71,10 +114,7 @@ def speaker_tracks(episode: Episode, sample_rate: int = SAMPLE_RATE) -> list[tup
         # Only a sole listed person can be named without diarization; otherwise nobody.
         tracks = [(episode.persons[0].name if len(episode.persons) == 1 else "", channels[:, 0])]
     del channels
-    decoded = len(tracks[0][1]) / sample_rate
-    if info.duration > 1 and decoded < info.duration * TRUNCATED_BELOW:
-        raise PodarchiveError(path, "audio", f"the recording is truncated or damaged: only {decoded:.1f} s "
-                                             f"of the {info.duration:.1f} s it declares could be decoded")
+    _refuse_truncated(path, len(tracks[0][1]) / sample_rate, info.duration)
     return tracks
 
 

@@ -2,6 +2,8 @@
 half the memory."""
 
 import dataclasses
+import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from faster_whisper import decode_audio
 
 from pipeline.archive import load_archive
 from pipeline.audio import SAMPLE_RATE, as_float, decode, probe, speaker_tracks
+from pipeline.errors import PodarchiveError
 
 from conftest import REPO, copy_archive
 
@@ -55,3 +58,29 @@ def test_floats_pass_through_as_float32():
     floats = np.linspace(-1, 1, 5)
     assert as_float(floats).dtype == np.float32
     np.testing.assert_array_equal(as_float(floats), floats.astype(np.float32))
+
+
+def cut_wav(tmp_path, *, data_size=None):
+    """The Kennedy recording as a WAV (its header says 11 s), cut to its first 0.85 s,
+    its header's data size replaced when given."""
+    wav = tmp_path / "jfk.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(REPO / "episodes/kennedy-inaugural-1961/jfk.flac"),
+                    "-map_metadata", "-1", "-fflags", "+bitexact", str(wav)], check=True)
+    data = wav.read_bytes()
+    start = data.index(b"data") + 8
+    if data_size is not None:
+        data = data[:start - 4] + struct.pack("<I", data_size) + data[start:]
+    wav.write_bytes(data[:start + int(0.85 * 44100) * 4])
+    return wav
+
+
+def test_a_wav_cut_short_is_refused_naming_the_file(tmp_path):
+    wav = cut_wav(tmp_path)
+    with pytest.raises(PodarchiveError) as caught:
+        probe(wav)
+    assert str(caught.value) == (f"{wav}: audio: the recording is truncated or damaged: only 0.8 s of the 11.0 s "
+                                 "it declares could be decoded")
+
+
+def test_a_wav_written_while_recording_declares_no_length_and_is_read_whole(tmp_path):
+    assert probe(cut_wav(tmp_path, data_size=0xFFFFFFFF)).duration == pytest.approx(0.85, abs=0.001)
