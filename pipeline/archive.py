@@ -17,6 +17,7 @@ import json
 import math
 import re
 import tomllib
+import uuid
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from . import layout
+from .audio import probe
 from .errors import InvalidFile, PodarchiveError
 from .model import CONTROL_CHARACTERS, LANGUAGE_CODE, InvalidTranscript, Transcript
 from .storage import sha256_file
@@ -38,6 +41,8 @@ MAX_DESCRIPTION_CHARS = 4000
 ROLES = ("host", "guest", "interviewer", "narrator")
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 TRANSCRIPT_FILE = "transcript.json"
+# The namespace the Podcasting 2.0 spec fixes for podcast:guid (UUIDv5 of the feed URL).
+PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _URL = re.compile(r"https?://[^\s/]+[^\s]*")
@@ -127,6 +132,18 @@ class Archive:
     @property
     def episodes_dir(self) -> Path:
         return self.root / "episodes"
+
+    @property
+    def guid(self) -> str:
+        """podcast:guid: UUIDv5 of the feed URL without its scheme and trailing slashes, as
+        the spec says."""
+        bare = layout.feed_url(self.base_url).split("://", 1)[-1].rstrip("/")
+        return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
+
+    def guid_of(self, episode: Episode) -> str:
+        """The guid of an episode's item in the feed: its own, or one derived from the
+        podcast's guid and the episode's slug."""
+        return episode.guid or str(uuid.uuid5(uuid.UUID(self.guid), episode.slug))
 
     def episode(self, slug: str) -> Episode:
         for episode in self.episodes:
@@ -225,6 +242,12 @@ def _url(value: Any) -> str:
     return value
 
 
+def _base_url(value: Any) -> str:
+    """An absolute URL ending in a slash: every published URL is this and a path after it."""
+    value = _url(value)
+    return value if value.endswith("/") else value + "/"
+
+
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"must be true or false, got {value!r}")
@@ -288,7 +311,7 @@ def load_archive(root: Path | str) -> Archive:
         description=reader.get("description", _text, required=True),
         author=reader.get("author", _line, required=True),
         language=reader.get("language", _language, required=True),
-        base_url=reader.get("base_url", _url, required=True),
+        base_url=reader.get("base_url", _base_url, required=True),
         owner=reader.get("owner", _owner, default={}),
         image=reader.get("image", lambda value: _image(root, root, value)),
         categories=reader.get("categories", _line_list, default=[]),
@@ -374,18 +397,21 @@ def inside_archive(path: Path, root: Path) -> Path:
 
 
 def _refuse_shared_guids(archive: Archive) -> None:
-    """Two items with one guid make podcast apps drop or merge episodes: keep neither."""
+    """Two items with one guid make podcast apps drop or merge episodes: keep neither. A
+    guid given in one episode.toml may also be the one another episode is given by
+    default (derived from its folder name)."""
     by_guid: dict[str, list[Episode]] = {}
     for episode in archive.episodes:
-        if episode.guid:
-            by_guid.setdefault(episode.guid, []).append(episode)
+        by_guid.setdefault(archive.guid_of(episode), []).append(episode)
     for guid, episodes in by_guid.items():
         if len(episodes) > 1:
             slugs = ", ".join(e.slug for e in episodes)
+            by_default = "".join(f"; {e.slug} gets it by default (derived from its folder name)"
+                                 for e in episodes if not e.guid)
             for episode in episodes:
                 archive.episodes.remove(episode)
                 archive.problems.append(PodarchiveError(
-                    episode.metadata_path, "guid", f"{guid!r} is used by several episodes ({slugs})"))
+                    episode.metadata_path, "guid", f"{guid!r} is used by several episodes ({slugs}){by_default}"))
 
 
 def _owner(value: Any) -> dict[str, str]:
@@ -409,6 +435,7 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
             f"folder name {folder.name!r} must use only lowercase letters, digits and hyphens",
         ))
     audio = reader.get("audio", lambda value: _audio(folder, value), required=True)
+    duration = _duration(reader, folder / audio) if audio else None
     status = reader.get("status", _one_of(STATUSES), default="public")
     embargo_until = reader.get("embargo_until", _moment)
     if status == "embargoed" and "embargo_until" not in reader.table:
@@ -431,7 +458,7 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
         redact=reader.get("redact", _line_list, default=[]),
         restrict=reader.get("restrict", _spans, default=[]),
         persons=_persons(reader),
-        chapters=_chapters(reader),
+        chapters=_chapters(reader, duration),
         guid=reader.get("guid", _line),
         explicit=reader.get("explicit", _boolean, default=False),
         image=reader.get("image", lambda value: _image(folder, folder.parent.parent, value)),
@@ -452,6 +479,16 @@ def _audio(folder: Path, value: Any) -> str:
     if path.stat().st_size == 0:
         raise _Invalid(f"audio file is empty: {path}")
     return value
+
+
+def _duration(reader: _Reader, path: Path) -> float | None:
+    """How long the recording is, probed now so that ``check`` refuses what the run would:
+    a file that is no audio, a WAV cut short."""
+    try:
+        return probe(path).duration
+    except PodarchiveError as error:
+        reader.problems.append(error)
+        return None
 
 
 def _own_file(folder: Path, name: str, root: Path, what: str) -> Path:
@@ -542,7 +579,7 @@ def _channel(value: Any) -> int:
     return value
 
 
-def _chapters(reader: _Reader) -> list[Chapter]:
+def _chapters(reader: _Reader, duration: float | None) -> list[Chapter]:
     chapters = []
     for sub in _tables(reader, "chapters"):
         chapter = Chapter(
@@ -550,6 +587,9 @@ def _chapters(reader: _Reader) -> list[Chapter]:
             title=sub.get("title", _line, required=True),
             url=sub.get("url", _url),
         )
+        if chapter.start is not None and duration is not None and chapter.start >= duration:
+            sub.problem("start", f"chapter {chapter.title!r} starts at {chapter.start:g} s, after the end of "
+                                 f"the recording ({duration:.1f} s)")
         sub.reject_unknown()
         reader.problems.extend(sub.problems)
         chapters.append(chapter)

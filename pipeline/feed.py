@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import uuid
 from pathlib import Path
 
 # feedgen.util uses lxml.etree without importing it: import it first.
@@ -40,8 +39,6 @@ from .storage import write_if_changed
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
-# The namespace the Podcasting 2.0 spec fixes for podcast:guid (UUIDv5 of the feed URL).
-PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 
 TRANSCRIPT_TYPES = {
     "vtt": ("text/vtt", "captions"),
@@ -147,16 +144,6 @@ class AppleExtension(PodcastExtension):
 class AppleEntryExtension(PodcastEntryExtension):
     def extend_rss(self, entry):
         return _apple_explicit(super().extend_rss(entry))
-
-
-def podcast_guid(archive: PublicArchive) -> str:
-    """UUIDv5 of the feed URL without its scheme and trailing slashes, as the spec says."""
-    bare = layout.feed_url(archive.base_url).split("://", 1)[-1].rstrip("/")
-    return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
-
-
-def episode_guid(archive: PublicArchive, episode: PublicEpisode) -> str:
-    return episode.guid or str(uuid.uuid5(uuid.UUID(podcast_guid(archive)), episode.slug))
 
 
 def _url(archive: PublicArchive, path: Path) -> str:
@@ -329,7 +316,7 @@ def build_feed(archive: PublicArchive, episodes: list[tuple[PublicEpisode, Publi
         fg.podcast.itunes_category([{"cat": category} for category in archive.categories])
     if archive.owner.get("email"):
         fg.podcast.itunes_owner(name=archive.owner.get("name", archive.author), email=archive.owner["email"])
-    fg.podcastindex.guid(podcast_guid(archive))
+    fg.podcastindex.guid(archive.guid)
     # Locked: other platforms must not import these testimonies without the owner.
     fg.podcastindex.locked(True, archive.owner.get("email"))
 
@@ -348,7 +335,7 @@ def _add_item(fg: FeedGenerator, archive: PublicArchive, episode: PublicEpisode,
     folder = layout.episode_dir(archive.root, episode.slug)
     entry = fg.add_entry(order="append")
     entry.title(episode.title)
-    entry.guid(episode_guid(archive, episode), permalink=False)
+    entry.guid(episode.guid, permalink=False)
     entry.link(href=_url(archive, layout.transcript_file(archive.root, episode.slug, "html")))
     entry.description(episode.description or episode.title)
     entry.pubDate(episode.released)

@@ -70,6 +70,8 @@ class PublicArchive:
     author: str
     language: str
     base_url: str
+    # podcast:guid, derived from the feed's URL.
+    guid: str
     owner: dict[str, str]
     image: Path | str | None
     categories: tuple[str, ...]
@@ -88,7 +90,8 @@ class PublicEpisode:
     language: str
     season: int | None
     number: int | None
-    guid: str | None
+    # The producer's, or one derived from the podcast's guid and the slug.
+    guid: str
     explicit: bool
     image: Path | str | None
     persons: list[PublicPerson]
@@ -321,6 +324,7 @@ def _public_archive(archive: Archive, matcher: Matcher,
         author=masking.text(archive.author, "author"),
         language=archive.language,
         base_url=archive.base_url,
+        guid=archive.guid,
         owner=owner,
         image=masking.image(archive.image, archive.root),
         # Apple's categories are a fixed list: one that says a name is left out, not masked.
@@ -361,7 +365,7 @@ def _public_episode(archive: Archive, episode: Episode,
         language=episode.language,
         season=episode.season,
         number=episode.number,
-        guid=episode.guid,
+        guid=archive.guid_of(episode),
         explicit=episode.explicit,
         image=masking.image(episode.image, episode.folder),
         persons=persons,

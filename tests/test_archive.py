@@ -1,5 +1,7 @@
 import datetime as dt
+import shutil
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -8,8 +10,9 @@ from click.testing import CliRunner
 from pipeline.archive import load_archive, load_episode
 from pipeline.cli import cli
 from pipeline.errors import InvalidFile, PodarchiveError
+from pipeline.model import Segment, Word
 
-from conftest import REPO, copy_archive
+from conftest import REPO, copy_archive, write_transcript
 
 GOOD = """\
 title = "Mon savoir est valide"
@@ -19,10 +22,13 @@ audio = "interview.wav"
 """
 
 
+RECORDING = REPO / "episodes" / "conservateur-des-eaux-et-forets" / "leopard-fr.wav"  # 6.672 s
+
+
 def make_episode(root: Path, toml: str, slug: str = "mon-savoir", audio: str = "interview.wav"):
     folder = root / "episodes" / slug
     folder.mkdir(parents=True)
-    (folder / audio).write_bytes(b"RIFF")
+    shutil.copy(RECORDING, folder / audio)
     (folder / "episode.toml").write_text(textwrap.dedent(toml), encoding="utf-8")
     return folder
 
@@ -71,6 +77,8 @@ def test_a_good_episode_loads(tmp_path):
     (GOOD + '[[persons]]\nname = "Samia"\nrole = "star"\n', "persons[1].role", "must be one of"),
     (GOOD + '[[persons]]\nname = "Samia"\nchannel = 3\n', "persons[1].channel", "1 (left) or 2"),
     (GOOD + '[[chapters]]\ntitle = "Intro"\n', "chapters[1].start", "required"),
+    (GOOD + '[[chapters]]\nstart = 7.0\ntitle = "Late"\n', "chapters[1].start",
+     "chapter 'Late' starts at 7 s, after the end of the recording (6.7 s)"),
 ])
 def test_each_invalid_case_names_file_and_field(tmp_path, toml, field, words):
     folder = make_episode(tmp_path, toml)
@@ -136,4 +144,53 @@ def test_check_flags_a_broken_transcript(tmp_path):
 def test_missing_archive_toml_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["--archive", str(tmp_path), "check"])
     assert result.exit_code == 1
-    assert "archive.toml: file not found" in result.stderr
+    assert "not an archive (no archive.toml in it)" in result.stderr
+
+
+def test_a_base_url_gets_its_trailing_slash(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
+    text = (root / "archive.toml").read_text("utf-8")
+    (root / "archive.toml").write_text(text.replace('podarchive/"', 'podarchive"'), "utf-8")
+    assert load_archive(root).base_url == "https://example.org/podarchive/"
+
+
+def test_a_guid_given_that_another_episode_gets_by_default_is_refused(tmp_path):
+    root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961", "conservateur-des-eaux-et-forets"])
+    podcast = uuid.uuid5(uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"), "example.org/podarchive/feed.xml")
+    kennedys = str(uuid.uuid5(podcast, "kennedy-inaugural-1961"))
+    toml = root / "episodes/conservateur-des-eaux-et-forets/episode.toml"
+    toml.write_text(f'guid = "{kennedys}"\n' + toml.read_text("utf-8"), "utf-8")
+    result = CliRunner().invoke(cli, ["--archive", str(root), "check"])
+    assert result.exit_code == 1
+    both = "is used by several episodes (conservateur-des-eaux-et-forets, kennedy-inaugural-1961)"
+    for slug in ("conservateur-des-eaux-et-forets", "kennedy-inaugural-1961"):
+        assert f"error: episodes/{slug}/episode.toml: guid: '{kennedys}' {both}" in result.stderr
+    assert "kennedy-inaugural-1961 gets it by default (derived from its folder name)" in result.stderr
+
+
+def test_check_and_run_refuse_what_the_recording_contradicts(tmp_path):
+    """A text named .mp3, a WAV cut short, a chapter after the end: each named on one line by
+    check and by run alike, and none of them published."""
+    root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
+    write_transcript(root, "kennedy-inaugural-1961", [Segment(0, 0.5, 2.0, "", "", "en", [Word("ask", 0.5, 0.9, 0.9)])])
+    make_episode(root, GOOD.replace("interview.wav", "notes.mp3"), slug="text-named-mp3", audio="notes.mp3")
+    (root / "episodes/text-named-mp3/notes.mp3").write_text("These are my interview notes, not audio.\n", "utf-8")
+    make_episode(root, GOOD, slug="cut-short")
+    wav = root / "episodes/cut-short/interview.wav"
+    wav.write_bytes(wav.read_bytes()[:44 + 2 * 16000 * 85 // 100])  # 0.85 s of 6.7 s
+    make_episode(root, GOOD + '[[chapters]]\nstart = 0.0\ntitle = "Start"\n[[chapters]]\nstart = 9.5\ntitle = "Late"\n',
+                 slug="late-chapter")
+    errors = [
+        "error: episodes/text-named-mp3/notes.mp3: audio: not a readable audio file (Invalid data",
+        ("error: episodes/cut-short/interview.wav: audio: the recording is truncated or damaged: "
+         "only 0.8 s of the 6.7 s it declares could be decoded"),
+        ("error: episodes/late-chapter/episode.toml: chapters[2].start: chapter 'Late' starts at 9.5 s, "
+         "after the end of the recording (6.7 s)"),
+    ]
+    for command in ("check", "run"):
+        result = CliRunner().invoke(cli, ["--archive", str(root), command])
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.splitlines()
+        for error in errors:
+            assert sum(line.startswith(error) for line in lines) == 1, (command, error, result.stderr)
+    assert [p.name for p in (root / "feed/episodes").iterdir()] == ["kennedy-inaugural-1961"]
