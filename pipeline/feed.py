@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import unicodedata
 from pathlib import Path
 
 # feedgen.util uses lxml.etree without importing it: import it first.
@@ -20,7 +21,7 @@ from feedgen.ext.podcast import PodcastExtension
 from feedgen.ext.podcast_entry import PodcastEntryExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from . import __version__, layout
 from .enclosure import PublishedAudio, publish_audio, published_audio_info, still_safe
@@ -47,6 +48,18 @@ TRANSCRIPT_TYPES = {
     "html": ("text/html", None),
     "txt": ("text/plain", None),
 }
+# Apple refuses a feed without a category: this one fits an archive of testimonies and talks.
+DEFAULT_CATEGORY = "Society & Culture"
+# Apple refuses a feed without a cover, and asks for a square of 1400 to 3000 pixels: when
+# archive.toml gives none, one is drawn with the title.
+COVER_FILE = "cover.png"
+COVER_PIXELS = 1400
+COVER_MARGIN = 140
+COVER_FONT_SIZES = range(160, 39, -8)
+COVER_BACKGROUND = (31, 45, 61)
+COVER_INK = (244, 239, 228)
+# Most systems have it, with accents and many scripts; Pillow's own font has ASCII alone.
+COVER_FONT = "DejaVuSans.ttf"
 # Our roles, as the Podcasting 2.0 person taxonomy names them (group "cast").
 PERSON_ROLES = {"host": "host", "guest": "guest", "narrator": "narrator", "interviewer": "reporter"}
 
@@ -160,6 +173,57 @@ def _image_url(archive: PublicArchive, image: Path | str | None, target: Path) -
     return _url(archive, published)
 
 
+def _drawn_cover(archive: PublicArchive) -> str:
+    """feed/cover.png, drawn with the archive's title: the same title, the same bytes."""
+    published = layout.feed_dir(archive.root) / COVER_FILE
+    write_if_changed(published, cover_png(archive.title))
+    return _url(archive, published)
+
+
+def cover_png(title: str) -> bytes:
+    """A square cover with ``title`` wrapped, in the largest size at which it fits."""
+    image = Image.new("RGB", (COVER_PIXELS, COVER_PIXELS), COVER_BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    room = COVER_PIXELS - 2 * COVER_MARGIN
+    for size in COVER_FONT_SIZES:
+        font, shown = _cover_font(title, size)
+        text = "\n".join(_wrapped(shown, font, room))
+        left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=size // 4)
+        if right - left <= room and bottom - top <= room:
+            break
+    draw.multiline_text((COVER_PIXELS / 2, COVER_PIXELS / 2), text, font=font, fill=COVER_INK,
+                        anchor="mm", align="center", spacing=size // 4)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _cover_font(title: str, size: int) -> tuple[ImageFont.FreeTypeFont, str]:
+    """COVER_FONT and the title, or else Pillow's own font and the title without accents,
+    which that font lacks."""
+    try:
+        return ImageFont.truetype(COVER_FONT, size), title
+    except OSError:
+        unaccented = "".join(c for c in unicodedata.normalize("NFKD", title) if not unicodedata.combining(c))
+        return ImageFont.load_default(size=size), unaccented
+
+
+def _wrapped(text: str, font: ImageFont.FreeTypeFont, room: float) -> list[str]:
+    """``text`` in lines no wider than ``room``: broken between words, and inside a word
+    too long for a line."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= room:
+            lines[-1] += f" {word}"
+            continue
+        lines.append("")
+        for character in word:
+            if lines[-1] and font.getlength(lines[-1] + character) > room:
+                lines.append("")
+            lines[-1] += character
+    return lines
+
+
 def _pixels_only(path: Path) -> bytes:
     """The image without what a file can say besides its pixels (text chunks, EXIF,
     comments): a name or a place could hide there."""
@@ -227,7 +291,16 @@ def publish_archive(view: PublicView) -> list[Outcome]:
         return Outcome(episode.slug, "published" if changed else "up-to-date")
 
     outcomes = each_episode(view, publish)
-    return outcomes + _write_feed(view, listed)
+    return outcomes + _write_feed(view, listed) + _drawn_cover_notice(view)
+
+
+def _drawn_cover_notice(view: PublicView) -> list[Outcome]:
+    """Said at every run: the producer should know the feed's cover is not theirs."""
+    if view.archive.image is not None or not view.open_to_publish:
+        return []
+    return [Outcome(COVER_FILE, "generated",
+                    f"archive.toml gives no image: {layout.FEED_DIR / COVER_FILE} shows the title; give image "
+                    "(a square PNG or JPEG of 1400 to 3000 pixels) for a cover of your own")]
 
 
 def withdraw(view: PublicView) -> list[Outcome]:
@@ -304,16 +377,14 @@ def build_feed(archive: PublicArchive, episodes: list[tuple[PublicEpisode, Publi
     fg.generator(f"podarchive {__version__}")
     if archive.license:
         fg.rights(archive.license)
-    image = _image_url(archive, archive.image, layout.feed_dir(archive.root))
+    image = _image_url(archive, archive.image, layout.feed_dir(archive.root)) or _drawn_cover(archive)
     fg.podcast.itunes_author(archive.author)
     fg.podcast.itunes_summary(archive.description)
     fg.podcast.itunes_explicit("yes" if archive.explicit else "no")
     fg.podcast.itunes_type("episodic")
-    if image:
-        fg.image(url=image, title=archive.title, link=archive.base_url)
-        fg.podcast.itunes_image(image)
-    if archive.categories:
-        fg.podcast.itunes_category([{"cat": category} for category in archive.categories])
+    fg.image(url=image, title=archive.title, link=archive.base_url)
+    fg.podcast.itunes_image(image)
+    fg.podcast.itunes_category([{"cat": category} for category in archive.categories or [DEFAULT_CATEGORY]])
     if archive.owner.get("email"):
         fg.podcast.itunes_owner(name=archive.owner.get("name", archive.author), email=archive.owner["email"])
     fg.podcastindex.guid(archive.guid)

@@ -1,4 +1,5 @@
 import datetime as dt
+import io
 import json
 import re
 import shutil
@@ -13,10 +14,13 @@ import pyloudnorm
 import pytest
 from click.testing import CliRunner
 from mutagen.id3 import ID3
+from PIL import Image
 from pydub import AudioSegment
 
+from pipeline import feed as feed_stage
 from pipeline.cli import cli
 from pipeline.enclosure import publish_audio
+from pipeline.feed import cover_png
 from pipeline.model import Segment, Word
 
 from conftest import REPO, copy_archive, write_transcript
@@ -253,3 +257,67 @@ def test_clip_exports_the_moment_padded_by_half_a_second(one_episode, tmp_path):
                                  "2.8", "7.4", "-o", str(tmp_path / "no.mp3")])
     assert result.exit_code == 1 and "no such published episode" in result.stderr
     assert not (tmp_path / "no.mp3").exists()
+
+
+def edit_archive(root, replace):
+    path = root / "archive.toml"
+    text = path.read_text("utf-8")
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text, "utf-8")
+
+
+def test_without_an_image_a_cover_with_the_title_is_drawn_and_published(one_episode):
+    edit_archive(one_episode, {'image = "cover.png"\n': ""})
+    result = publish(one_episode)
+    assert "feed cover.png: generated (archive.toml gives no image" in result.stdout
+    feed_path = one_episode / "feed/feed.xml"
+    parsed = feedparser.parse(feed_path.read_bytes())
+    assert parsed.bozo == 0
+    cover_url = "https://example.org/podarchive/cover.png"
+    assert parsed.feed.image.href == cover_url
+    assert parse_with_podcastparser(feed_path)["cover_url"] == cover_url
+    cover = one_episode / "feed/cover.png"
+    with Image.open(cover) as image:
+        assert image.format == "PNG" and image.mode == "RGB"
+        assert image.width == image.height and 1400 <= image.width <= 3000
+        assert len(image.getcolors(1 << 16)) > 2  # the title is drawn on it
+    assert cover.read_bytes() == cover_png("podarchive : échantillons / samples")
+    made = cover.stat().st_mtime_ns
+    publish(one_episode)
+    assert cover.stat().st_mtime_ns == made
+    result = CliRunner().invoke(cli, ["--archive", str(one_episode), "check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_drawn_cover_depends_on_the_title_alone(monkeypatch):
+    long_title = "Mémoires orales des Laurentides : " + "témoignages " * 12 + "Supercalifragilisticexpialidocious" * 3
+    assert cover_png(long_title) == cover_png(long_title) != cover_png("Mémoires orales")
+    monkeypatch.setattr(feed_stage, "COVER_FONT", "no-such-font.ttf")  # Pillow's own font then
+    with Image.open(io.BytesIO(cover_png(long_title))) as image:
+        assert image.size == (1400, 1400) and len(image.getcolors(1 << 16)) > 2
+
+
+def test_without_categories_the_feed_has_society_and_culture(one_episode):
+    edit_archive(one_episode, {'categories = ["Education"]\n': ""})
+    publish(one_episode)
+    parsed = feedparser.parse((one_episode / "feed/feed.xml").read_bytes())
+    assert [tag.term for tag in parsed.feed.tags] == ["Society & Culture"]
+    result = CliRunner().invoke(cli, ["--archive", str(one_episode), "check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_base_url_without_its_trailing_slash_still_gives_right_urls(one_episode):
+    edit_archive(one_episode, {'base_url = "https://example.org/podarchive/"': 'base_url = "https://example.org/podarchive"'})
+    publish(one_episode)
+    feed_path = one_episode / "feed/feed.xml"
+    base = "https://example.org/podarchive/"
+    (entry, _) = sorted(feedparser.parse(feed_path.read_bytes()).entries, key=lambda e: e.title)
+    assert entry.enclosures[0].href == f"{base}episodes/kennedy-inaugural-1961/audio.mp3"
+    for episode in parse_with_podcastparser(feed_path)["episodes"]:
+        for url in (episode["enclosures"][0]["url"], episode["transcript_url"]):
+            assert url.startswith(f"{base}episodes/"), url
+            assert (one_episode / "feed" / url.removeprefix(base)).is_file(), url
+    result = CliRunner().invoke(cli, ["--archive", str(one_episode), "check"])
+    assert result.exit_code == 0, result.output
