@@ -9,7 +9,8 @@ work (the index, the audio and feed.xml) is done from it too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from .formats import clock, render_archive, withdraw_folders
 from .model import Outcome
 from .privacy import PublicView, as_podarchive_error, public_view
 from .search import index_archive, withdraw_from_index
-from .storage import remove_stale_temporaries
+from .storage import remove_stale_temporaries, scratch_files_in
 from .transcribe import (
     DEFAULT_OPTIONS,
     TranscribeOptions,
@@ -72,8 +73,10 @@ class RunReport:
         return not self.failures
 
 
-def locked(root: Path, waiting: Waiting = WAIT) -> FileLock:
-    """The archive's lock, held: two runs interleaving writes could mix their outputs."""
+@contextmanager
+def locked(root: Path, waiting: Waiting = WAIT) -> Iterator[None]:
+    """The archive's lock, held for the block: two runs interleaving writes could mix
+    their outputs. The run's scratch files are kept in the archive meanwhile."""
     lock = FileLock(str(Path(root) / LOCK_FILE))
     try:
         lock.acquire(timeout=0)
@@ -84,9 +87,13 @@ def locked(root: Path, waiting: Waiting = WAIT) -> FileLock:
         if waiting.on_wait:
             waiting.on_wait()
         lock.acquire()
-    # Holding the lock, no other run is writing: any temporary file left is a killed run's.
-    remove_stale_temporaries(root)
-    return lock
+    try:
+        # Holding the lock, no other run is writing: any temporary file left is a killed run's.
+        remove_stale_temporaries(root)
+        with scratch_files_in(layout.scratch_dir(root)):
+            yield
+    finally:
+        lock.release()
 
 
 def _load(root: Path) -> RunReport:

@@ -8,6 +8,9 @@ FEED_DIR = Path("feed")
 FEED_FILE = "feed.xml"
 EPISODES_DIR = FEED_DIR / "episodes"
 INDEX_DIR = Path("index")
+# The scratch files of the run holding the archive's lock; a killed run's are removed by
+# the next one. Next to the lock file, and like it out of git's way (".*.tmp").
+SCRATCH_DIR = Path(".podarchive.tmp")
 ENGINE_DIR = INDEX_DIR / "whoosh"
 AUDIO_FILE = "audio.mp3"
 CHAPTERS_FILE = "chapters.json"
@@ -41,6 +44,10 @@ def audio_file(root: Path, slug: str) -> Path:
 
 def engine_dir(root: Path) -> Path:
     return Path(root) / ENGINE_DIR
+
+
+def scratch_dir(root: Path) -> Path:
+    return Path(root) / SCRATCH_DIR
 
 
 def public_url(base_url: str, root: Path, path: Path) -> str:

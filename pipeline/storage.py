@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from . import layout
 from .errors import PodarchiveError
 
 _CHUNK = 1 << 20
@@ -95,11 +99,35 @@ def sha256_file(path: Path) -> str:
 
 
 def remove_stale_temporaries(root: Path) -> list[Path]:
-    """Delete the temporary files a killed run left behind (call it holding the archive lock)."""
+    """Delete the temporary files a killed run left behind, and its scratch folder (call
+    it holding the archive lock)."""
     removed = []
     for folder in ("episodes", "feed", "index"):
         for path in sorted((Path(root) / folder).rglob(f".*{TEMPORARY_SUFFIX}")):
             if path.is_file():
                 path.unlink()
                 removed.append(path)
+    scratch = layout.scratch_dir(root)
+    if scratch.exists():
+        shutil.rmtree(scratch, ignore_errors=True)
+        removed.append(scratch)
     return removed
+
+
+@contextmanager
+def scratch_files_in(folder: Path) -> Iterator[Path]:
+    """For the block, every temporary file this process makes through ``tempfile`` (ours,
+    ffmpeg's output, a library's) is made in ``folder``, which goes at its end. A run
+    killed before then leaves them there, for the next run to remove, rather than in
+    /tmp where nothing would."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as error:
+        raise PodarchiveError(folder, None, f"cannot write: {error.strerror or error}") from None
+    previous, tempfile.tempdir = tempfile.tempdir, str(folder.resolve())
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(folder, ignore_errors=True)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from pipeline.embedded_model import resolve_model
+from pipeline.layout import SCRATCH_DIR
 from pipeline.search import search
 from pipeline.storage import TEMPORARY_SUFFIX
 
@@ -202,3 +203,24 @@ def test_a_full_disk_keeps_the_previous_feed(small_disk):
     (small_disk / "filler").unlink()
     assert invoke(root, "feed").exit_code == 0
     assert feed_items(root) == ["Ask not, again", "Conservateur des eaux et forêts"]
+
+
+# --- Scratch files live in the archive, and the next run removes a killed run's -------------
+
+
+def test_a_killed_runs_scratch_files_stay_in_the_archive_until_the_next_run(tmp_path):
+    root = hand_made_archive(tmp_path / "a")
+    system_temporary = tmp_path / "system-tmp"
+    system_temporary.mkdir()
+    env = dict(os.environ, TMPDIR=str(system_temporary))
+    scratch = root / SCRATCH_DIR
+    feed = [sys.executable, "-m", "pipeline", "--archive", str(root), "feed"]
+    process = subprocess.Popen(feed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Killed while ffmpeg encodes an mp3 into its scratch folder.
+    assert kill_when(process, lambda: any(scratch.glob("*/*"))), "the run ended before it could be killed"
+    assert list(system_temporary.iterdir()) == []
+    finished = subprocess.run(feed, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr
+    assert not scratch.exists()
+    assert list(system_temporary.iterdir()) == []
+    assert feed_items(root) == ["Ask not what your country can do for you", "Conservateur des eaux et forêts"]
