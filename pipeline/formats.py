@@ -15,10 +15,11 @@ from pathlib import Path
 import jinja2
 
 from . import layout
-from .align import Cue, build_cues, join_words, named_lines
+from .cues import Cue, build_cues, named_lines
 from .model import Outcome, Segment, Transcript
 from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
 from .storage import dump_json, write_if_changed
+from .text import join_words
 
 # A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
 PARAGRAPH_PAUSE_SECONDS = 2.0

@@ -12,13 +12,6 @@ from itertools import groupby, pairwise
 import numpy as np
 
 from . import __version__
-from .align import (
-    CLAUSE_END,
-    SENTENCE_END,
-    SpeechActivity,
-    clean_word_times,
-    join_words,
-)
 from .archive import Archive, Episode, read_current_transcript, read_transcript
 from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
@@ -37,6 +30,8 @@ from .speech import (
     words_in,
 )
 from .storage import atomic_write_json, cache_dir, sha256_file
+from .text import CLAUSE_END, SENTENCE_END, join_words
+from .timing import SpeechActivity, clean_word_times
 
 # Long recordings go through the model this many seconds at a time (memory stays
 # flat), each cut at the quietest moment within CUT_SEARCH_SECONDS of its end.

@@ -2,8 +2,9 @@ import itertools
 
 import numpy as np
 
-from pipeline.align import SpeechActivity, build_cues, clean_word_times, named_lines
+from pipeline.cues import build_cues, named_lines
 from pipeline.model import Segment, Transcript, Word
+from pipeline.timing import SpeechActivity, clean_word_times
 
 
 def test_word_times_are_made_ordered_and_kept_inside_the_segment():
