@@ -18,7 +18,7 @@ GITIGNORE = """\
 index/
 feed/
 # The archive's lock, work folder and temporary files of interrupted writes
-.podarchive/
+.podarchive.tmp/
 .podarchive.lock
 .*.tmp
 """
