@@ -233,6 +233,7 @@ def test_rerun_changes_no_byte_and_check_finds_broken_links(one_episode):
     assert "enclosure length" in result.stderr
 
 
+@pytest.mark.model  # run transcribes: hand-made transcripts carry no decoding options
 def test_feed_without_the_published_files_is_rebuilt(one_episode):
     publish(one_episode)
     shutil.rmtree(one_episode / "feed/episodes")
