@@ -4,6 +4,7 @@ import shutil
 import zlib
 from pathlib import Path
 
+import faster_whisper
 import jiwer
 import pytest
 from click.testing import CliRunner
@@ -82,6 +83,15 @@ def published_texts(root: Path):
 def _model_cache(tmp_path_factory, monkeypatch):
     """Tests share one model cache of their own, never the user's."""
     monkeypatch.setenv("PODARCHIVE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _whisper_only_in_model_tests(request, monkeypatch):
+    """A test that loads whisper must say so (`-m "not model"` is the quick suite)."""
+    if request.node.get_closest_marker("model") is None:
+        def refuse(*_, **__):
+            raise AssertionError(f"{request.node.name} runs whisper: mark it @pytest.mark.model")
+        monkeypatch.setattr(faster_whisper.WhisperModel, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")
