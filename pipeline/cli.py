@@ -376,6 +376,8 @@ def clip(ctx, slug, start, end, output) -> None:
     Half a second of context is kept on each side. The clip is cut from the published
     audio, so redacted names stay silent in it.
     """
+    if end <= start:
+        raise click.BadParameter(f"{end:g} must come after START ({start:g})", param_hint="'END'")
     root = _archive_root(ctx)
     try:
         written = build.clip(root, slug, start, end, output)

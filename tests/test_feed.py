@@ -252,7 +252,7 @@ def test_clip_exports_the_moment_padded_by_half_a_second(one_episode, tmp_path):
     assert len(AudioSegment.from_file(target)) / 1000 == pytest.approx(5.6, abs=0.06)
     result = runner.invoke(cli, ["--archive", str(one_episode), "clip", "kennedy-inaugural-1961",
                                  "7", "2", "-o", str(target)])
-    assert result.exit_code == 1 and "must come after the start" in result.stderr
+    assert result.exit_code == 2 and "Invalid value for 'END': 2 must come after START (7)" in result.stderr
     edit_toml(one_episode, "kennedy-inaugural-1961", before='status = "restricted"\n')
     result = runner.invoke(cli, ["--archive", str(one_episode), "clip", "kennedy-inaugural-1961",
                                  "2.8", "7.4", "-o", str(tmp_path / "no.mp3")])
