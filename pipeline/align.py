@@ -17,10 +17,10 @@ from .audio import SAMPLE_RATE, as_float, speaker_tracks
 from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
 from .model import Outcome, Segment, Transcript, Word
-from .redaction import REDACTED, fold
+from .redaction import REDACTED
 from .speech import FRAME_SECONDS, Region, frame_levels, untranscribed
 from .storage import atomic_write_json
-from .text import SENTENCE_END, join_words
+from .text import SENTENCE_END, fold, join_words
 from .timing import SpeechActivity, clean_word_times
 
 

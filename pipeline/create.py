@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from .archive import ARCHIVE_FILE, AUDIO_SUFFIXES, EPISODE_FILE, ROLES, load_arc
 from .audio import probe
 from .errors import PodarchiveError
 from .storage import atomic_write_text
+from .text import without_accents
 
 GITIGNORE = """\
 # Derived from episodes/ by podarchive: rebuilt by `podarchive run`
@@ -122,7 +122,7 @@ def add_episode(root: Path, audio: Path, *, title: str, published: date | dateti
 
 def slug_of(title: str) -> str:
     """A folder name from a title: lowercase ASCII letters and digits joined by hyphens."""
-    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    ascii_title = without_accents(title).encode("ascii", "ignore").decode().lower()
     slug = "-".join("".join(c if c.isalnum() else " " for c in ascii_title).split())
     if not slug:
         raise PodarchiveError(title, "--title", "has no letter or digit to name its folder: give --slug")

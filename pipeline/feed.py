@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import unicodedata
 from pathlib import Path
 
 # feedgen.util uses lxml.etree without importing it: import it first.
@@ -37,6 +36,7 @@ from .privacy import (
     withdraw_file,
 )
 from .storage import write_if_changed
+from .text import without_accents
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -204,8 +204,7 @@ def _cover_font(title: str, size: int) -> tuple[ImageFont.FreeTypeFont, str]:
     try:
         return ImageFont.truetype(COVER_FONT, size), title
     except OSError:
-        unaccented = "".join(c for c in unicodedata.normalize("NFKD", title) if not unicodedata.combining(c))
-        return ImageFont.load_default(size=size), unaccented
+        return ImageFont.load_default(size=size), without_accents(title)
 
 
 def _wrapped(text: str, font: ImageFont.FreeTypeFont, room: float) -> list[str]:

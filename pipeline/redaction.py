@@ -48,6 +48,7 @@ from rapidfuzz.distance import OSA
 
 from .errors import PodarchiveError
 from .storage import atomic_write_text, cache_dir
+from .text import fold
 
 REDACTED = "[redacted]"
 
@@ -56,17 +57,12 @@ REDACTED = "[redacted]"
 # the letters some keyboards use as apostrophes.
 _PIECE = regex.compile(r"[[\p{L}\p{N}\p{M}\p{Cf}\u2800\u2460-\u24ff\u3200-\u32ff\U0001f100-\U0001f1ff]"
                        r"--[\u02b9\u02bb-\u02bf\ua78b\ua78c]]+", regex.V1)
-# Invisible characters and marks; the blank "letters" (Hangul fillers, the braille blank)
-# that show nothing either.
-_INVISIBLE_OR_MARK = regex.compile(r"[\p{Cf}\p{M}\u115f\u1160\u3164\uffa0\u2800]")
 # A line-break hyphen glues what it breaks: "Jo-\nanis" is one word.
 _LINE_BREAK_HYPHEN = regex.compile(r"[-\u2010\u2011]\s+")
 # Whitespace parts words, but not spaces too narrow to see: "Jo\u200aanis" reads "Joanis".
 _APART = regex.compile(r"[\s--[\u2006\u2008\u2009\u200a\u202f]]", regex.V1)
 _TRANSITION = regex.compile(r"(?<=\p{Ll}[\p{M}\p{Cf}]*)(?=\p{Lu})|(?<=\p{L}[\p{M}\p{Cf}]*)(?=\p{N})"
                             r"|(?<=\p{N}[\p{M}\p{Cf}]*)(?=\p{L})", regex.V1)
-_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ĳ": "ij", "ø": "o", "ł": "l", "đ": "d", "ð": "d",
-                            "ı": "i"})
 # Cyrillic and Greek letters that look Latin, and regional indicator letters: a name
 # written with them reads the same.
 _LOOK_ALIKES = str.maketrans({
@@ -75,14 +71,6 @@ _LOOK_ALIKES = str.maketrans({
     "һ": "h", "ԛ": "q", "ԝ": "w", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
     "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
     **{chr(0x1F1E6 + n): chr(ord("a") + n) for n in range(26)}})
-
-
-def fold(text: str) -> str:
-    """Case-, accent- and invisible-character-insensitive form: "Éric", "ERIC", "𝐄𝐑𝐈𝐂"
-    and "E\u200bric" all fold to "eric"; "Œuvre" to "oeuvre"."""
-    # Compatibility forms first (𝐉 is J), then case, then what case folding composed.
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    return _INVISIBLE_OR_MARK.sub("", decomposed).translate(_LIGATURES)
 
 
 @functools.lru_cache(maxsize=1 << 16)

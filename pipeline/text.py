@@ -1,6 +1,11 @@
-"""How transcript words read as text: joined, and where sentences and clauses end."""
+"""Text as podarchive reads it: words joined, sentence and clause ends, and the one
+folding that search, redaction and corrections match words by."""
 
 from __future__ import annotations
+
+import unicodedata
+
+import regex
 
 SENTENCE_END = (".", "?", "!", "…", ".»", "?»", "!»", '."', '?"', '!"')
 CLAUSE_END = (",", ";", ":", "—", "–")
@@ -8,3 +13,23 @@ CLAUSE_END = (",", ";", ":", "—", "–")
 
 def join_words(words: list[str]) -> str:
     return " ".join(word for word in words if word)
+
+
+# Invisible characters and marks; the blank "letters" (Hangul fillers, the braille blank)
+# that show nothing either.
+_INVISIBLE_OR_MARK = regex.compile(r"[\p{Cf}\p{M}\u115f\u1160\u3164\uffa0\u2800]")
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ĳ": "ij", "ø": "o", "ł": "l", "đ": "d", "ð": "d",
+                            "ı": "i"})
+
+
+def fold(text: str) -> str:
+    """Case-, accent- and invisible-character-insensitive form: "Éric", "ERIC", "𝐄𝐑𝐈𝐂"
+    and "E\u200bric" all fold to "eric"; "Œuvre" to "oeuvre"."""
+    # Compatibility forms first (𝐉 is J), then case, then what case folding composed.
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    return _INVISIBLE_OR_MARK.sub("", decomposed).translate(_LIGATURES)
+
+
+def without_accents(text: str) -> str:
+    """``text`` with its accents left out and its case kept: "Écoute" reads "Ecoute"."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from pipeline.archive import load_episode
 from pipeline.cli import cli
 from pipeline.model import Transcript
-from pipeline.redaction import fold
 from pipeline.storage import sha256_file
+from pipeline.text import fold
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCES = Path(__file__).resolve().parent / "data" / "references"

@@ -3,7 +3,8 @@
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from pipeline.redaction import REDACTED, fold
+from pipeline.redaction import REDACTED
+from pipeline.text import fold
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzéèàçôîïüñ"
 # Filler words: none of them can hold a generated name's part, which the tests assume away.

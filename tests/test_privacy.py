@@ -31,8 +31,8 @@ from pipeline.feed import publish_archive
 from pipeline.formats import render_archive
 from pipeline.model import Segment, Word
 from pipeline.privacy import public_view, publishable
-from pipeline.redaction import fold
 from pipeline.search import index_archive, search
+from pipeline.text import fold
 
 from conftest import REPO, copy_archive, published_texts, raw_index_bytes, write_transcript
 

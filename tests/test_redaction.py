@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from names import FILLER, LETTERS, assume_name_is_distinct, decorated, name_part, names
 
-from pipeline.redaction import Matcher, fold, pieces
+from pipeline.redaction import Matcher, pieces
+from pipeline.text import fold
 
 
 def masked(terms, text):
