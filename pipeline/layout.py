@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# What producers write: read by the loader alone (search only watches it for changes).
+ARCHIVE_FILE = "archive.toml"
+SOURCES_DIR = Path("episodes")
+EPISODE_FILE = "episode.toml"
+TRANSCRIPT_FILE = "transcript.json"
+
 FEED_DIR = Path("feed")
 FEED_FILE = "feed.xml"
 EPISODES_DIR = FEED_DIR / "episodes"

@@ -35,8 +35,12 @@ import bisect
 import functools
 import hashlib
 import json
+import os
 import re
 import shutil
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
@@ -44,9 +48,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
+from whoosh import collectors, scoring, writing
 from whoosh import index as whoosh_index
 from whoosh import query as q
-from whoosh import writing
 from whoosh.analysis import SpaceSeparatedTokenizer, StopFilter
 from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.lang import has_stemmer, stemmer_for_language
@@ -73,6 +77,11 @@ EXACT_BOOST = 2.0
 EXACT_PHRASE_BOOST = 20.0
 # Unquoted words that are adjacent in a segment, in the query's order, rank it higher.
 ADJACENT_BOOST = 2.0
+# whoosh scores a match in about 5 µs: a query matched by more segments than this (a word
+# as common as "the" or "de") is ranked among the first this many it matches, in the
+# order they were indexed, so that none takes much over 30 ms. Rarer words (a theme said
+# in 4 % of 100,000 segments) are ranked among all their matches.
+MOST_SCORED = 5000
 
 # A word: letters and digits, with the combining accents of decomposed text kept inside it.
 _TOKEN = re.compile(re.escape(REDACTED) + r"|[^\W_](?:[^\W_]|[\u0300-\u036f])*")
@@ -482,14 +491,16 @@ class WhooshEngine:
 
     One searcher is reused between queries; after any commit (ours or another
     process's) a fresh one is opened, never ``refresh()``-ed (it returns duplicate
-    hits after segments merge).
+    hits after segments merge). Not for two threads at once.
     """
 
     def __init__(self, folder: Path, *, create: bool = False):
         """Open the index in ``folder``; with ``create``, make it (anew if it is outdated)."""
         self.folder = Path(folder)
         self._searcher = None
+        self._searched_state: tuple[int, int] | None = None
         self._languages: list[str] = []
+        self._records: dict[str, Indexed] | None = None
         with self._guarded("read"):
             if not whoosh_index.exists_in(self.folder):
                 problem = "no search index yet: run `podarchive index`"
@@ -515,10 +526,16 @@ class WhooshEngine:
             self._searcher = None
 
     def _fresh_searcher(self):
-        if self._searcher is None or not self._searcher.up_to_date():
+        # A commit renames a new table of contents into the folder, which changes its
+        # time; an index made anew in its place is another folder. whoosh's up_to_date()
+        # alone compares generations, which a rebuilt index can repeat.
+        state = _folder_state(self.folder)
+        if self._searcher is None or state != self._searched_state or not self._searcher.up_to_date():
             self.close()
-            self._searcher = self._index.searcher()
+            self._searcher = self._index.searcher(weighting=_BM25F())
+            self._searched_state = state
             self._languages = sorted(term.decode() for term in self._searcher.lexicon("lang"))
+            self._records = None
         return self._searcher
 
     @contextmanager
@@ -557,9 +574,12 @@ class WhooshEngine:
     def indexed(self) -> dict[str, Indexed]:
         """What every indexed episode was made from, by slug."""
         with self._guarded("read"):
-            return {fields["episode"]: Indexed(fields["digest"], fields.get("withheld", ""),
-                                               fields.get("consent", ""))
-                    for fields in self._fresh_searcher().documents(kind="episode")}
+            searcher = self._fresh_searcher()
+            if self._records is None:
+                self._records = {fields["episode"]: Indexed(fields["digest"], fields.get("withheld", ""),
+                                                            fields.get("consent", ""))
+                                 for fields in searcher.documents(kind="episode")}
+            return self._records
 
     @contextmanager
     def writing(self, *, expunge: bool = False) -> Iterator[_WhooshBatch]:
@@ -623,31 +643,82 @@ class WhooshEngine:
             if gate is None:
                 return [_hit(fields, wanted) for fields in self._best(searcher, whole, limit)]
             records = self.indexed()
-            allowed = [slug for slug in records if gate.publishable(slug)]
-            refused: set[str] = set()
+            # Left out by the gate: usually none or a few episodes, so they are masked
+            # rather than every other one allowed by a filter.
+            hidden = {slug for slug in records if not gate.publishable(slug)}
+            refused: set[str] = set()  # a hit of theirs was refused
             while True:
-                shown = [slug for slug in allowed if slug not in refused]
-                if not shown:
+                if hidden | refused >= records.keys():
                     return []
-                best = self._best(searcher, whole, limit + len(refused),
-                                  within=_joined(q.Or, [q.Term("episode", slug) for slug in shown]))
+                best = self._best(searcher, whole, limit + len(refused), without=hidden | refused)
                 kept, again = [], False
                 for fields in best:
-                    if gate.allows(fields["episode"], records[fields["episode"]].consent,
-                                   fields["text"], fields["title"], fields["speaker"]):
+                    slug = fields["episode"]
+                    if slug in records and gate.allows(slug, records[slug].consent, fields["text"],
+                                                       fields["title"], fields["speaker"]):
                         kept.append(fields)
-                    elif fields["episode"] not in refused:
-                        refused.add(fields["episode"])
+                    elif slug not in refused:
+                        refused.add(slug)
                         again = True
                 if not again or len(kept) >= limit:
                     return [_hit(fields, wanted) for fields in kept[:limit]]
 
     @staticmethod
-    def _best(searcher, query: q.Query, limit: int, within: q.Query | None = None) -> list[dict]:
-        results = searcher.search(query, limit=limit, filter=within)
+    def _best(searcher, query: q.Query, limit: int, without: set[str] = frozenset()) -> list[dict]:
+        collector = _TopOfFirstMatches(limit)
+        if without:
+            collector = collectors.FilterCollector(
+                collector, restrict=_joined(q.Or, [q.Term("episode", slug) for slug in sorted(without)]))
+        searcher.search_with_collector(query, collector)
+        results = collector.results()
         scored = sorted(((hit.score, hit.fields()) for hit in results),
                         key=lambda pair: (-pair[0], pair[1]["episode"], pair[1]["segment"]))
         return [fields for _, fields in scored]
+
+
+class _BM25F(scoring.BM25F):
+    """whoosh's BM25F, with each segment's field lengths read once into a list: asked of
+    whoosh, a length costs a microsecond, a third of the time spent on a match."""
+
+    def scorer(self, searcher, fieldname, text, qf=1):
+        scorer = super().scorer(searcher, fieldname, text, qf)
+        if searcher.is_atomic() and isinstance(scorer, scoring.BM25FScorer):  # one segment's
+            scorer.dfl = _field_lengths(searcher.reader(), fieldname).__getitem__
+        return scorer
+
+
+# A segment's field lengths never change (deleting documents leaves them): kept by
+# segment, for the segments of the indexes search() keeps open.
+_LENGTHS: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
+_KEPT_LENGTHS = 64
+_lengths_lock = threading.Lock()
+
+
+def _field_lengths(reader, fieldname: str) -> list[int]:
+    key = (reader.segment().segment_id(), fieldname)
+    with _lengths_lock:
+        lengths = _LENGTHS.pop(key, None)
+        if lengths is None:
+            lengths = [reader.doc_field_length(document, fieldname, 1) for document in range(reader.doc_count_all())]
+        _LENGTHS[key] = lengths
+        while len(_LENGTHS) > _KEPT_LENGTHS:
+            _LENGTHS.popitem(last=False)
+    return lengths
+
+
+class _TopOfFirstMatches(collectors.TopCollector):
+    """whoosh's collector of the best ``limit`` documents, scoring MOST_SCORED at most."""
+
+    def __init__(self, limit: int):
+        super().__init__(limit)
+        self._left = MOST_SCORED
+
+    def matches(self) -> Iterator[int]:
+        for document in super().matches():
+            if not self._left:
+                return
+            self._left -= 1
+            yield document
 
 
 def _hit(fields: dict, atoms: list[_Atom]) -> dict:
@@ -771,6 +842,94 @@ def _update_index(view: PublicView, *, rebuild: bool) -> list[Outcome]:
     return outcomes
 
 
+# --- search(): the index and the gate kept open between calls -------------------------------
+
+# Opening the index (170 ms at 100k segments) and reading the archive for the gate (90 ms
+# at 500 episodes) cost more than a query: search() keeps both, for this many archives.
+_OPEN_ARCHIVES = 4
+# The gate is read anew when a file it reads changes, and at least this often: time
+# alone can release an episode (an embargo ends), never withhold one.
+GATE_SECONDS = 60.0
+
+
+def _folder_state(folder: Path) -> tuple[int, int]:
+    state = os.stat(folder)
+    return state.st_ino, state.st_mtime_ns
+
+
+def _sources_state(root: Path) -> list:
+    """When each file the gate is read from last changed: archive.toml, and each
+    episode's folder (a file added, removed or replaced), episode.toml and
+    transcript.json (edited in place)."""
+    def changed(path: Path | str):
+        try:
+            state = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return state.st_ino, state.st_mtime_ns, state.st_size
+
+    sources = root / layout.SOURCES_DIR
+    found = [changed(root / layout.ARCHIVE_FILE), changed(sources)]
+    with suppress(FileNotFoundError), os.scandir(sources) as folders:
+        for folder in folders:
+            found += [folder.name, changed(folder.path), changed(os.path.join(folder.path, layout.EPISODE_FILE)),
+                      changed(os.path.join(folder.path, layout.TRANSCRIPT_FILE))]
+    return found
+
+
+class _OpenArchive:
+    """An archive's index, open, and its gate, kept between searches while they are current."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.engine = WhooshEngine(layout.engine_dir(root))
+        # One search at a time: whoosh's searcher is not shared between threads.
+        self.lock = threading.Lock()
+        self._gate: QueryGate | None = None
+        self._gate_read_from: list = []
+        self._gate_read_at = 0.0
+
+    def gate(self) -> QueryGate:
+        read_from = _sources_state(self.root)
+        if (self._gate is None or read_from != self._gate_read_from
+                or time.monotonic() - self._gate_read_at > GATE_SECONDS):
+            self._gate = QueryGate.of(self.root)
+            self._gate_read_from, self._gate_read_at = read_from, time.monotonic()
+        return self._gate
+
+    def close(self) -> None:
+        with self.lock:
+            self.engine.close()
+
+
+_open_archives: OrderedDict[Path, _OpenArchive] = OrderedDict()
+_open_archives_lock = threading.Lock()
+
+
+def _open_archive(root: Path) -> _OpenArchive:
+    with _open_archives_lock:
+        opened = _open_archives.pop(root, None) or _OpenArchive(root)
+        _open_archives[root] = opened
+        while len(_open_archives) > _OPEN_ARCHIVES:
+            _open_archives.popitem(last=False)[1].close()
+    return opened
+
+
+def _forget_open_archive(root: Path) -> None:
+    with _open_archives_lock:
+        opened = _open_archives.pop(root, None)
+    if opened is not None:
+        opened.close()
+
+
+def forget_open_archives() -> None:
+    """Close every index search() keeps open (a server stopping; a benchmark timing a
+    process's first search)."""
+    with _open_archives_lock:
+        while _open_archives:
+            _open_archives.popitem()[1].close()
+
+
 def search(archive: Path | str, query: str, *, limit: int = 10, episode: str | None = None,
            speaker: str | None = None, lang: str | None = None) -> list[dict]:
     """The best ``limit`` published segments for ``query`` in the archive folder ``archive``.
@@ -785,16 +944,28 @@ def search(archive: Path | str, query: str, *, limit: int = 10, episode: str | N
 
     The gate is asked again for every hit (``privacy.QueryGate``): an episode withdrawn,
     a passage restricted or a name withheld since the index was made is not shown.
+
+    The index stays open between calls (``forget_open_archives`` closes it), and so does
+    the gate: each call sees the index's last commit, and the gate is read anew when
+    archive.toml, an episode.toml or a transcript.json changes.
     """
-    root = Path(archive)
-    gate = QueryGate.of(root)
-    engine = WhooshEngine(layout.engine_dir(root))
+    root = Path(archive).resolve()
     try:
-        hits = engine.search(query, limit=limit, episode=episode, speaker=speaker, lang=lang, gate=gate)
-    finally:
-        engine.close()
+        gate, hits = _search_open(root, query, limit=limit, episode=episode, speaker=speaker, lang=lang)
+    except DamagedIndex:
+        # Opened before the index was removed or made anew in its place, perhaps:
+        # opened again, it is found current, missing, or damaged indeed.
+        _forget_open_archive(root)
+        gate, hits = _search_open(root, query, limit=limit, episode=episode, speaker=speaker, lang=lang)
     for hit in hits:
         slug, segment = hit["episode"], hit.pop("segment")
         hit["url"] = layout.audio_url(gate.base_url, slug, hit["start"])
         hit["transcript_url"] = layout.segment_url(gate.base_url, slug, segment)
     return hits
+
+
+def _search_open(root: Path, query: str, **options) -> tuple[QueryGate, list[dict]]:
+    opened = _open_archive(root)
+    with opened.lock:
+        gate = opened.gate()
+        return gate, opened.engine.search(query, gate=gate, **options)

@@ -1,9 +1,14 @@
+import contextlib
+import datetime as dt
+import gc
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from whoosh import index as whoosh_index
+from whoosh import scoring
 
 from pipeline import search as search_module
 from pipeline.archive import load_archive
@@ -347,3 +352,115 @@ def test_check_finds_the_text_a_deleted_document_leaves_in_the_index(archive):
         (ENGLISH, "removed from the index (deleted documents left)")]
     assert b"country" not in raw_index_bytes(archive)
     assert check(archive).problems == []
+
+
+# --- search() keeps the index open between calls, and sees every change ---------------------
+
+
+def open_files() -> list[str]:
+    """The files this process holds open (a deleted one ends with " (deleted)")."""
+    gc.collect()  # whoosh's writer leaves cycles that hold segment files until collected
+    found = []
+    for descriptor in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own, closed by now
+            found.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+    return found
+
+
+@pytest.fixture
+def counted_opens(monkeypatch):
+    """How many times the index is opened from its folder."""
+    opens = []
+    real = whoosh_index.open_dir
+    monkeypatch.setattr(whoosh_index, "open_dir", lambda *args, **kwargs: opens.append(args) or real(*args, **kwargs))
+    search_module.forget_open_archives()
+    yield opens
+    search_module.forget_open_archives()
+
+
+def test_search_keeps_the_index_open_and_sees_an_episode_the_next_index_run_adds(archive, counted_opens):
+    assert texts(archive, "fjord") == []
+    opened = len(counted_opens)
+    assert texts(archive, "country") and texts(archive, "libération")
+    assert len(counted_opens) == opened
+    copy_archive(archive, slugs=["two-voices-stereo"])
+    write_segments(archive, "two-voices-stereo", [("We sailed up the fjord at dawn.", "Left", "en")])
+    assert {o.slug: o.status for o in reindex(archive)}["two-voices-stereo"] == "indexed"
+    opened = len(counted_opens)  # the index run's own
+    assert texts(archive, "fjord") == ["We sailed up the fjord at dawn."]
+    assert len(counted_opens) == opened
+
+
+def test_an_episode_withdrawn_from_the_index_leaves_the_next_search(archive, counted_opens):
+    assert texts(archive, "country")
+    toml = archive / "episodes" / ENGLISH / "episode.toml"
+    toml.write_text('status = "restricted"\n' + toml.read_text("utf-8"), "utf-8")
+    assert texts(archive, "country") == []  # the gate, read anew: episode.toml changed
+    assert {o.slug: o.status for o in reindex(archive)}[ENGLISH] == "removed"
+    assert texts(archive, "country") == [] and len(texts(archive, "liberation")) == 1
+
+
+def test_a_commit_by_another_writer_is_seen_by_the_next_search(archive, counted_opens):
+    assert len(texts(archive, "liberation")) == 2
+    engine = search_module.WhooshEngine(archive / ENGINE_DIR)
+    with engine.writing(expunge=True) as batch:
+        batch.remove_episode(FRENCH)
+    engine.close()
+    assert texts(archive, "liberation") == [SEGMENTS[ENGLISH][0][0]]
+
+
+def test_an_index_made_anew_or_removed_under_an_open_search_is_seen(archive, counted_opens):
+    before = search(archive, "country")
+    assert texts(archive, "pianiste") == []
+    write_segments(archive, FRENCH, [*SEGMENTS[FRENCH][:-1], ("Ce soir une pianiste libre joue.", "Anne", "fr")])
+    reindex(archive, rebuild=True)  # a new folder, at the generation the old one had reached
+    assert texts(archive, "pianiste") == ["Ce soir une pianiste libre joue."]
+    shutil.rmtree(archive / ENGINE_DIR)
+    with pytest.raises(PodarchiveError, match="no search index yet"):
+        search(archive, "country")
+    reindex(archive)
+    assert search(archive, "country") == before
+
+
+def test_the_gate_is_kept_until_an_embargo_may_have_ended(archive, counted_opens, monkeypatch):
+    toml = archive / "episodes" / ENGLISH / "episode.toml"
+    toml.write_text('status = "embargoed"\nembargo_until = 2031-01-01\n' + toml.read_text("utf-8"), "utf-8")
+    assert texts(archive, "country") == []
+    monkeypatch.setattr("pipeline.privacy.now_utc", lambda: dt.datetime(2031, 6, 1, tzinfo=dt.UTC))
+    assert texts(archive, "country") == []  # no file changed: the gate read a moment ago stands
+    monkeypatch.setattr(search_module, "GATE_SECONDS", 0.0)
+    assert len(texts(archive, "country")) == 2
+
+
+def test_searching_leaks_no_file_descriptor(archive, tmp_path, counted_opens):
+    for round_ in range(8):
+        write_segments(archive, FRENCH, [*SEGMENTS[FRENCH], (f"Chanson numéro {round_}.", "Anne", "fr")])
+        reindex(archive)
+        assert texts(archive, "chanson") == [f"Chanson numéro {round_}."]
+        held = [path for path in open_files() if path.startswith(str(archive))]
+        assert held and not [path for path in held if path.endswith(" (deleted)")]
+    others = [copy_archive(tmp_path / f"other-{n}", slugs=[ENGLISH])
+              for n in range(search_module._OPEN_ARCHIVES + 2)]  # more archives than are kept open
+    for other in others:
+        write_segments(other, ENGLISH, SEGMENTS[ENGLISH])
+        reindex(other)
+        assert texts(other, "country")
+    held = {root for root in [archive, *others] if any(path.startswith(str(root)) for path in open_files())}
+    assert held == set(others[-search_module._OPEN_ARCHIVES:])
+    search_module.forget_open_archives()
+    assert not [path for path in open_files() if path.startswith(str(tmp_path))]
+
+
+def test_field_lengths_read_once_rank_as_whoosh_reads_them(archive, monkeypatch):
+    queries = ["liberation", "chanteuse libre", '"chanteuse libre"', "country OR connected", "la"]
+    ours = [search(archive, query) for query in queries]
+    search_module.forget_open_archives()
+    monkeypatch.setattr(search_module, "_BM25F", scoring.BM25F)
+    assert [search(archive, query) for query in queries] == ours
+    search_module.forget_open_archives()
+
+
+def test_a_word_matched_by_more_segments_than_are_scored_still_gives_hits(archive, monkeypatch):
+    monkeypatch.setattr(search_module, "MOST_SCORED", 2)
+    hits = texts(archive, "chanteuse")
+    assert len(hits) == 2 and all("chanteuse" in hit.lower() for hit in hits)
