@@ -606,8 +606,10 @@ def read_transcript(path: Path) -> Transcript | None:
     inside_archive(path, path.parent.parent.parent)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError) as error:  # ValueError: a number past 4300 digits too
         raise PodarchiveError(path, "syntax", f"not valid JSON: {error}") from None
+    except RecursionError:
+        raise PodarchiveError(path, "syntax", "not valid JSON: nested deeper than any transcript") from None
     try:
         return Transcript.from_json(data)
     except InvalidTranscript as error:
