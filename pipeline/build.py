@@ -116,6 +116,11 @@ def check(root: Path, *, now: dt.datetime | None = None) -> RunReport:
     report.problems += audit(report.archive, view)
     report.problems = list({str(problem): problem for problem in report.problems}.values())
     report.warnings += _untranscribed(report.archive.episodes)
+    if report.archive.image is None:
+        report.warnings.append(PodarchiveError(
+            report.archive.root / layout.ARCHIVE_FILE, "image",
+            f"not given: the feed's cover is drawn with the title ({layout.FEED_DIR / layout.COVER_FILE}); give a "
+            "square PNG or JPEG of 1400 to 3000 pixels for a cover of your own"))
     return report
 
 
@@ -141,6 +146,7 @@ def transcribe(
     force: bool = False,
     on_start: Callable[[float], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
     waiting: Waiting = WAIT,
 ) -> RunReport:
     """Transcribe the named episodes (all when none) that are stale."""
@@ -149,7 +155,7 @@ def transcribe(
     def stage(archive: Archive) -> list[Outcome]:
         chosen.extend(plan(archive, slugs))
         return transcribe_archive(archive, chosen, options, force=force, on_start=on_start,
-                                  progress=progress)
+                                  progress=progress, on_done=on_done)
 
     report = _one_stage(root, waiting, "transcribe", stage)
     report.warnings += _untranscribed(chosen)
@@ -236,6 +242,7 @@ def run(
     now: dt.datetime | None = None,
     on_start: Callable[[float], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
     waiting: Waiting = WAIT,
 ) -> RunReport:
     """The whole job over every episode, each stage skipping what is up to date."""
@@ -243,7 +250,8 @@ def run(
         report = _load(root)
         archive = report.archive
         _run_stage(report, "transcribe", lambda: transcribe_archive(
-            archive, archive.episodes, options, force=force, on_start=on_start, progress=progress))
+            archive, archive.episodes, options, force=force, on_start=on_start, progress=progress,
+            on_done=on_done))
         _run_stage(report, "align", lambda: align_archive(archive.episodes))
         _publish(report, now, index=True, feed=True)
         report.warnings += _untranscribed(archive.episodes)

@@ -18,13 +18,16 @@ from .search import search
 from .transcribe import REVIEWED_NOTICE, TranscribeOptions
 
 
-class _AudioProgress:
-    """A progress bar in seconds of audio, fed fractional seconds by the stages."""
+class _Progress:
+    """A progress bar in seconds of audio, fed fractional seconds by the stages; and where
+    no terminal shows one (a log, a cron mail), each episode's line as soon as it is
+    transcribed rather than all of them at the end."""
 
     def __init__(self):
         self.bar = None
-        self.done = 0.0
+        self.seconds_done = 0.0
         self.shown = 0
+        self.said: set[int] = set()
 
     def start(self, total: float) -> None:
         if total > 0:
@@ -35,9 +38,9 @@ class _AudioProgress:
             self.bar.__enter__()
 
     def advance(self, seconds: float) -> None:
-        self.done += max(0.0, seconds)
+        self.seconds_done += max(0.0, seconds)
         if self.bar is not None:
-            step = min(round(self.done), self.bar.length) - self.shown
+            step = min(round(self.seconds_done), self.bar.length) - self.shown
             if step > 0:
                 self.bar.update(step)
                 self.shown += step
@@ -46,6 +49,11 @@ class _AudioProgress:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+
+    def done(self, outcome) -> None:
+        if outcome.status != "failed" and not sys.stderr.isatty():
+            click.echo(_outcome_line("transcribe", outcome))
+            self.said.add(id(outcome))
 
 
 def _archive_root(ctx: click.Context) -> Path:
@@ -81,18 +89,23 @@ def _print_warnings(warnings: list[PodarchiveError], root: Path) -> None:
         click.echo(f"warning: {line}", err=True)
 
 
-def _print_report(report: build.RunReport, root: Path) -> None:
-    """One line per thing done, one per stage for what was already up to date."""
+def _outcome_line(stage: str, outcome) -> str:
+    detail = f" ({outcome.message})" if outcome.message else ""
+    seconds = f" {outcome.seconds:.1f} s" if outcome.seconds else ""
+    return f"{stage} {outcome.slug}: {outcome.status}{seconds}{detail}"
+
+
+def _print_report(report: build.RunReport, root: Path, said: set[int] = frozenset()) -> None:
+    """One line per thing done (but those ``said`` already), one per stage for what was
+    already up to date."""
     for stage, outcomes in report.stages.items():
         unchanged = reviewed = 0
         for outcome in outcomes:
             if outcome.status == "up-to-date":
                 unchanged += 1
                 reviewed += outcome.message == REVIEWED_NOTICE
-            elif outcome.status != "failed":
-                detail = f" ({outcome.message})" if outcome.message else ""
-                seconds = f" {outcome.seconds:.1f} s" if outcome.seconds else ""
-                click.echo(f"{stage} {outcome.slug}: {outcome.status}{seconds}{detail}")
+            elif outcome.status != "failed" and id(outcome) not in said:
+                click.echo(_outcome_line(stage, outcome))
         if unchanged:
             kept = f" ({reviewed} {REVIEWED_NOTICE})" if reviewed else ""
             click.echo(f"{stage}: {unchanged} episode(s) up to date{kept}")
@@ -103,21 +116,22 @@ def _print_report(report: build.RunReport, root: Path) -> None:
         sys.exit(1)
 
 
-def _run_stage(ctx: click.Context, stage, **options) -> None:
+def _run_stage(ctx: click.Context, stage, said: set[int] = frozenset(), **options) -> None:
     """Call a stage of build with the archive and the lock policy, then report and exit."""
     root = _archive_root(ctx)
     try:
         report = stage(root, waiting=_waiting(ctx), **options)
     except PodarchiveError as error:
         _fail(error, root)
-    _print_report(report, root)
+    _print_report(report, root, said)
 
 
 def _run_with_progress(ctx: click.Context, stage, **options) -> None:
     """_run_stage with a progress bar in seconds of audio transcribed."""
-    progress = _AudioProgress()
+    progress = _Progress()
     try:
-        _run_stage(ctx, stage, on_start=progress.start, progress=progress.advance, **options)
+        _run_stage(ctx, stage, said=progress.said, on_start=progress.start, progress=progress.advance,
+                   on_done=progress.done, **options)
     finally:
         progress.close()
 

@@ -52,7 +52,6 @@ TRANSCRIPT_TYPES = {
 DEFAULT_CATEGORY = "Society & Culture"
 # Apple refuses a feed without a cover, and asks for a square of 1400 to 3000 pixels: when
 # archive.toml gives none, one is drawn with the title.
-COVER_FILE = "cover.png"
 COVER_PIXELS = 1400
 COVER_MARGIN = 140
 COVER_FONT_SIZES = range(160, 39, -8)
@@ -175,7 +174,7 @@ def _image_url(archive: PublicArchive, image: Path | str | None, target: Path) -
 
 def _drawn_cover(archive: PublicArchive) -> str:
     """feed/cover.png, drawn with the archive's title: the same title, the same bytes."""
-    published = layout.feed_dir(archive.root) / COVER_FILE
+    published = layout.cover_file(archive.root)
     write_if_changed(published, cover_png(archive.title))
     return _url(archive, published)
 
@@ -297,8 +296,8 @@ def _drawn_cover_notice(view: PublicView) -> list[Outcome]:
     """Said at every run: the producer should know the feed's cover is not theirs."""
     if view.archive.image is not None or not view.open_to_publish:
         return []
-    return [Outcome(COVER_FILE, "generated",
-                    f"archive.toml gives no image: {layout.FEED_DIR / COVER_FILE} shows the title; give image "
+    return [Outcome(layout.COVER_FILE, "generated",
+                    f"archive.toml gives no image: {layout.FEED_DIR / layout.COVER_FILE} shows the title; give image "
                     "(a square PNG or JPEG of 1400 to 3000 pixels) for a cover of your own")]
 
 

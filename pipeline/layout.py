@@ -12,6 +12,8 @@ TRANSCRIPT_FILE = "transcript.json"
 
 FEED_DIR = Path("feed")
 FEED_FILE = "feed.xml"
+# The cover feed.py draws when archive.toml gives no image.
+COVER_FILE = "cover.png"
 EPISODES_DIR = FEED_DIR / "episodes"
 INDEX_DIR = Path("index")
 # The scratch files of the run holding the archive's lock; a killed run's are removed by
@@ -30,6 +32,10 @@ def feed_dir(root: Path) -> Path:
 
 def feed_file(root: Path) -> Path:
     return Path(root) / FEED_DIR / FEED_FILE
+
+
+def cover_file(root: Path) -> Path:
+    return Path(root) / FEED_DIR / COVER_FILE
 
 
 def episodes_dir(root: Path) -> Path:

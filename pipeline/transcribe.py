@@ -118,11 +118,13 @@ def transcribe_archive(
     force: bool = False,
     on_start: Callable[[float], None] | None = None,
     progress: Progress | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Transcribe what is stale among ``episodes``; one failure does not stop the others.
 
     ``on_start`` receives the seconds of audio that will be transcribed, ``progress``
-    each advance, so a caller can draw a bar.
+    each advance, so a caller can draw a bar; ``on_done`` each episode's outcome as it
+    is transcribed (or fails), an hour's work not being said only at its end.
     """
     model_name = options.model or archive.model
     identity = model_identity(model_name)
@@ -160,6 +162,8 @@ def transcribe_archive(
             if progress:
                 progress(duration)
             outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
+        if on_done:
+            on_done(outcomes[-1])
     order = {episode.slug: n for n, episode in enumerate(episodes)}
     return sorted(outcomes, key=lambda outcome: order[outcome.slug])
 

@@ -1,6 +1,9 @@
 import itertools
 import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ from pipeline.transcribe import (
     transcribe_archive,
 )
 
-from conftest import copy_archive, reference, word_error_rate
+from conftest import REPO, copy_archive, reference, word_error_rate
 
 
 def load(root: Path, slug: str) -> Transcript:
@@ -235,3 +238,21 @@ def test_a_recording_transcribed_in_windows_keeps_its_words_and_times(tmp_path, 
     starts = [w.start for s in windowed.segments for w in s.words]
     assert starts == sorted(starts) and starts[-1] > 50
     assert {s.language for s in windowed.segments if s.start > 31} == {"de"}
+
+
+@pytest.mark.model
+def test_without_a_terminal_each_episode_is_said_when_it_is_transcribed(tmp_path):
+    """A log or a cron mail gets each line as the episode is done, not all at the end."""
+    root = copy_archive(tmp_path / "two", slugs=["conservateur-des-eaux-et-forets", "kennedy-inaugural-1961"])
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", "--archive", str(root), "transcribe"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    arrivals = []
+    for line in process.stdout:
+        arrivals.append((time.monotonic(), line.strip()))
+    assert process.wait() == 0
+    said = [(moment, line) for moment, line in arrivals if ": transcribed " in line]
+    assert [line.split(":")[0] for _, line in said] == ["transcribe conservateur-des-eaux-et-forets",
+                                                        "transcribe kennedy-inaugural-1961"]
+    # The second line waits for the second episode's transcription (seconds), not milliseconds.
+    assert said[1][0] - said[0][0] > 0.3
+    assert sum(": transcribed " in line for _, line in arrivals) == 2  # each said once
