@@ -290,6 +290,8 @@ def test_without_an_image_a_cover_with_the_title_is_drawn_and_published(one_epis
     assert cover.stat().st_mtime_ns == made
     result = CliRunner().invoke(cli, ["--archive", str(one_episode), "check"])
     assert result.exit_code == 0, result.output
+    assert ("warning: archive.toml: image: not given: the feed's cover is drawn with the title "
+            "(feed/cover.png)") in result.stderr
 
 
 def test_a_drawn_cover_depends_on_the_title_alone(monkeypatch):
