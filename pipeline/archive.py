@@ -33,14 +33,11 @@ from .errors import InvalidFile, PodarchiveError
 from .model import CONTROL_CHARACTERS, LANGUAGE_CODE, InvalidTranscript, Transcript
 from .storage import sha256_file
 
-ARCHIVE_FILE = "archive.toml"
-EPISODE_FILE = "episode.toml"
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
 STATUSES = ("public", "restricted", "embargoed")
 MAX_DESCRIPTION_CHARS = 4000
 ROLES = ("host", "guest", "interviewer", "narrator")
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
-TRANSCRIPT_FILE = "transcript.json"
 # The namespace the Podcasting 2.0 spec fixes for podcast:guid (UUIDv5 of the feed URL).
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 
@@ -98,11 +95,11 @@ class Episode:
 
     @property
     def transcript_path(self) -> Path:
-        return self.folder / TRANSCRIPT_FILE
+        return self.folder / layout.TRANSCRIPT_FILE
 
     @property
     def metadata_path(self) -> Path:
-        return self.folder / EPISODE_FILE
+        return self.folder / layout.EPISODE_FILE
 
 
 @dataclass
@@ -131,7 +128,7 @@ class Archive:
 
     @property
     def episodes_dir(self) -> Path:
-        return self.root / "episodes"
+        return layout.sources_dir(self.root)
 
     @property
     def guid(self) -> str:
@@ -303,7 +300,7 @@ def load_archive(root: Path | str) -> Archive:
     the other episodes still go through the run.
     """
     root = Path(root)
-    path = root / ARCHIVE_FILE
+    path = root / layout.ARCHIVE_FILE
     reader = _Reader(path, _read_toml(path))
     archive = Archive(
         root=root,
@@ -328,20 +325,20 @@ def load_archive(root: Path | str) -> Archive:
     if reader.problems:
         raise InvalidFile(reader.problems)
 
-    episodes_dir = root / "episodes"
+    episodes_dir = layout.sources_dir(root)
     if not episodes_dir.is_dir():
         raise PodarchiveError(episodes_dir, None, "folder not found")
     for folder in sorted(p for p in episodes_dir.iterdir() if p.is_dir()):
         if folder.name.startswith("."):
             # Not an episode, but the names it withholds are withheld all the same.
-            archive.redact_of_unloaded += _redact_anyway(folder / EPISODE_FILE)
+            archive.redact_of_unloaded += _redact_anyway(folder / layout.EPISODE_FILE)
             continue
         try:
             inside_archive(folder, root)
             archive.episodes.append(load_episode(folder, default_language=archive.language))
         except PodarchiveError as error:
             archive.problems.append(error)
-            archive.redact_of_unloaded += _redact_anyway(folder / EPISODE_FILE)
+            archive.redact_of_unloaded += _redact_anyway(folder / layout.EPISODE_FILE)
     _refuse_shared_guids(archive)
     return archive
 
@@ -427,7 +424,7 @@ def _owner(value: Any) -> dict[str, str]:
 
 def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
     """Read one episode folder, raising every problem of its episode.toml at once."""
-    path = folder / EPISODE_FILE
+    path = folder / layout.EPISODE_FILE
     reader = _Reader(path, _read_toml(path))
     if not _SLUG.fullmatch(folder.name):
         reader.problems.append(PodarchiveError(

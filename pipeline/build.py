@@ -38,8 +38,6 @@ from .transcribe import (
     untranscribed_speech,
 )
 
-LOCK_FILE = ".podarchive.lock"
-
 
 @dataclass(frozen=True)
 class Waiting:
@@ -77,12 +75,12 @@ class RunReport:
 def locked(root: Path, waiting: Waiting = WAIT) -> Iterator[None]:
     """The archive's lock, held for the block: two runs interleaving writes could mix
     their outputs. The run's scratch files are kept in the archive meanwhile."""
-    lock = FileLock(str(Path(root) / LOCK_FILE))
+    lock = FileLock(str(layout.lock_file(root)))
     try:
         lock.acquire(timeout=0)
     except Timeout:
         if not waiting.wait:
-            raise PodarchiveError(Path(root) / LOCK_FILE, None,
+            raise PodarchiveError(layout.lock_file(root), None,
                                   "another podarchive run holds this archive (--no-wait given)") from None
         if waiting.on_wait:
             waiting.on_wait()

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, build, create
-from .archive import ARCHIVE_FILE
+from . import __version__, build, create, layout
 from .errors import PodarchiveError
 from .formats import clock
 from .search import search
@@ -59,9 +58,9 @@ class _Progress:
 def _archive_root(ctx: click.Context) -> Path:
     """The archive the command works on; a folder without archive.toml is said to be none."""
     root = ctx.obj["archive"]
-    if not (root / ARCHIVE_FILE).is_file():
+    if not (root / layout.ARCHIVE_FILE).is_file():
         where = root.resolve()
-        reason = "no such folder" if not where.is_dir() else f"no {ARCHIVE_FILE} in it"
+        reason = "no such folder" if not where.is_dir() else f"no {layout.ARCHIVE_FILE} in it"
         _fail(PodarchiveError(where, None, f"not an archive ({reason}): give --archive PATH, "
                                            f"or start one with `podarchive init {root}`"), None)
     return root

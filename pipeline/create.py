@@ -7,7 +7,8 @@ import shutil
 from datetime import date, datetime
 from pathlib import Path
 
-from .archive import ARCHIVE_FILE, AUDIO_SUFFIXES, EPISODE_FILE, ROLES, load_archive, load_episode
+from . import layout
+from .archive import AUDIO_SUFFIXES, ROLES, load_archive, load_episode
 from .audio import probe
 from .errors import PodarchiveError
 from .storage import atomic_write_text
@@ -54,7 +55,7 @@ def init_archive(root: Path, *, title: str | None = None, author: str = "", lang
     """A new archive in ``root``: archive.toml (every key explained), episodes/ and a
     .gitignore for what podarchive derives. Returns what it wrote."""
     root = Path(root)
-    settings = root / ARCHIVE_FILE
+    settings = root / layout.ARCHIVE_FILE
     if settings.exists():
         raise PodarchiveError(settings, None, "already exists: this folder is an archive")
     title = title or root.resolve().name
@@ -67,8 +68,8 @@ def init_archive(root: Path, *, title: str | None = None, author: str = "", lang
     if not gitignore.exists():
         atomic_write_text(gitignore, GITIGNORE)
         written.append(gitignore)
-    (root / "episodes").mkdir(exist_ok=True)
-    written.append(root / "episodes")
+    layout.sources_dir(root).mkdir(exist_ok=True)
+    written.append(layout.sources_dir(root))
     atomic_write_text(settings, text)
     try:
         load_archive(root)
@@ -90,7 +91,7 @@ def add_episode(root: Path, audio: Path, *, title: str, published: date | dateti
         raise PodarchiveError(audio, None, "no such file")
     probe(audio)  # an unreadable recording is refused before anything is written
     slug = slug or slug_of(title)
-    folder = root / "episodes" / slug
+    folder = layout.source_dir(root, slug)
     if folder.exists():
         raise PodarchiveError(folder, None, "already exists: give another --slug")
     lines = [f"title = {_toml_string(title)}", f"date = {published.isoformat()}",
@@ -103,12 +104,12 @@ def add_episode(root: Path, audio: Path, *, title: str, published: date | dateti
             raise PodarchiveError(person, "--person", f"give NAME:ROLE, ROLE one of {', '.join(ROLES)}")
         lines += ["", "[[persons]]", f"name = {_toml_string(name.strip())}", f"role = {_toml_string(role)}"]
     # Built beside its final place and renamed: an interrupted add leaves no half episode.
-    building = root / "episodes" / f".{slug}.adding.tmp"
+    building = layout.sources_dir(root) / f".{slug}.adding.tmp"
     shutil.rmtree(building, ignore_errors=True)  # left by an add that was killed
     building.mkdir()
     try:
         shutil.copyfile(audio, building / audio.name)
-        (building / EPISODE_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (building / layout.EPISODE_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
         building.rename(folder)
     finally:
         shutil.rmtree(building, ignore_errors=True)

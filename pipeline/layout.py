@@ -19,6 +19,8 @@ INDEX_DIR = Path("index")
 # The scratch files of the run holding the archive's lock; a killed run's are removed by
 # the next one. Next to the lock file, and like it out of git's way (".*.tmp").
 SCRATCH_DIR = Path(".podarchive.tmp")
+# Held by the run that works on the archive.
+LOCK_FILE = ".podarchive.lock"
 ENGINE_DIR = INDEX_DIR / "whoosh"
 AUDIO_FILE = "audio.mp3"
 CHAPTERS_FILE = "chapters.json"
@@ -56,6 +58,19 @@ def audio_file(root: Path, slug: str) -> Path:
 
 def engine_dir(root: Path) -> Path:
     return Path(root) / ENGINE_DIR
+
+
+def sources_dir(root: Path) -> Path:
+    """The producer's episode folders."""
+    return Path(root) / SOURCES_DIR
+
+
+def source_dir(root: Path, slug: str) -> Path:
+    return Path(root) / SOURCES_DIR / slug
+
+
+def lock_file(root: Path) -> Path:
+    return Path(root) / LOCK_FILE
 
 
 def scratch_dir(root: Path) -> Path:

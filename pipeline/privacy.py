@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import layout
 from .archive import Archive, Episode, load_archive, read_current_transcript
 from .errors import PodarchiveError
 from .model import Outcome, Segment, Transcript, Word
@@ -238,7 +239,7 @@ def each_episode(view: PublicView, work: Callable[[PublicEpisode], Outcome]) -> 
         try:
             outcomes.append(work(episode))
         except Exception as error:  # noqa: BLE001 - see the docstring
-            failure = as_podarchive_error(error, view.archive.root / "episodes" / episode.slug)
+            failure = as_podarchive_error(error, layout.source_dir(view.archive.root, episode.slug))
             outcomes.append(Outcome(episode.slug, "failed", str(failure), error=failure))
     return outcomes
 

@@ -102,7 +102,7 @@ def remove_stale_temporaries(root: Path) -> list[Path]:
     """Delete the temporary files a killed run left behind, and its scratch folder (call
     it holding the archive lock)."""
     removed = []
-    for folder in ("episodes", "feed", "index"):
+    for folder in (layout.SOURCES_DIR, layout.FEED_DIR, layout.INDEX_DIR):
         for path in sorted((Path(root) / folder).rglob(f".*{TEMPORARY_SUFFIX}")):
             if path.is_file():
                 path.unlink()

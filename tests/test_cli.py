@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from filelock import FileLock
 
-from pipeline import build
+from pipeline import layout
 from pipeline.cli import cli
 
 from conftest import REPO, copy_archive
@@ -66,7 +66,7 @@ def test_a_model_folder_without_weights_is_named(tmp_path):
 
 def test_a_second_run_fails_fast_with_no_wait(tmp_path):
     root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
-    with FileLock(str(root / build.LOCK_FILE)):
+    with FileLock(str(layout.lock_file(root))):
         result = CliRunner().invoke(cli, ["--archive", str(root), "--no-wait", "render"])
     assert result.exit_code == 1
     assert "another podarchive run holds this archive (--no-wait given)" in result.stderr
@@ -77,7 +77,7 @@ def test_a_second_run_waits_for_the_first_and_says_so(tmp_path):
     held = threading.Event()
 
     def hold_the_lock_a_moment():
-        with FileLock(str(root / build.LOCK_FILE)):
+        with FileLock(str(layout.lock_file(root))):
             held.set()
             time.sleep(0.5)
 
