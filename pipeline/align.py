@@ -16,7 +16,7 @@ from .archive import Episode, inside_archive, read_transcript
 from .audio import SAMPLE_RATE, as_float, speaker_tracks
 from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
-from .model import Outcome, Segment, Transcript, Word
+from .model import Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED
 from .speech import FRAME_SECONDS, Region, frame_levels, untranscribed
 from .storage import atomic_write_json
@@ -40,14 +40,14 @@ def align_archive(episodes: list[Episode]) -> list[Outcome]:
                 continue
             correction = find_correction(episode, transcript)
             if correction is None and transcript.timing_sha256 == transcript.words_digest():
-                outcomes.append(Outcome(episode.slug, "up-to-date"))
+                outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
                 continue
             _retime(episode, transcript, correction, aligner)
             atomic_write_json(episode.transcript_path, transcript.to_json())
             detail = f"{len(correction.segments)} corrected segment(s)" if correction else ""
-            outcomes.append(Outcome(episode.slug, "aligned", detail))
+            outcomes.append(Outcome(episode.slug, Status.ALIGNED, detail))
         except PodarchiveError as error:
-            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
+            outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
     return outcomes
 
 

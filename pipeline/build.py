@@ -26,7 +26,7 @@ from .enclosure import still_safe
 from .errors import PodarchiveError
 from .feed import check_feed, publish_archive
 from .formats import clock, render_archive, withdraw_folders
-from .model import Outcome
+from .model import Outcome, Status
 from .privacy import PublicView, as_podarchive_error, public_view
 from .search import index_archive, withdraw_from_index
 from .storage import remove_stale_temporaries, scratch_files_in
@@ -61,7 +61,7 @@ class RunReport:
     @property
     def failures(self) -> list[PodarchiveError]:
         failed = [outcome.error for outcomes in self.stages.values() for outcome in outcomes
-                  if outcome.status == "failed" and outcome.error is not None]
+                  if outcome.status == Status.FAILED and outcome.error is not None]
         # A broken file stops each stage that reads it: say so once.
         unique = {str(error): error for error in [*self.problems, *failed]}
         return list(unique.values())
@@ -109,7 +109,7 @@ def check(root: Path, *, now: dt.datetime | None = None) -> RunReport:
         except PodarchiveError as error:
             report.problems.append(error)
     view = public_view(report.archive, now)
-    report.problems += [o.error for o in view.report if o.status == "failed"]
+    report.problems += [o.error for o in view.report if o.status == Status.FAILED]
     report.problems += check_feed(report.archive.root, report.archive.base_url)
     report.problems += audit(report.archive, view)
     report.problems = list({str(problem): problem for problem in report.problems}.values())
@@ -173,7 +173,7 @@ def _publish(report: RunReport, now: dt.datetime | None, *, render: bool = True,
     withdrawn = [*withdraw_folders(view), *feed_stage.withdraw(view), *withdraw_from_index(view)]
     report.stages["withdraw"] = withdrawn
     # An episode whose withdrawal failed somewhere is published nowhere by this run.
-    view = view.without(o.slug for o in withdrawn if o.status == "failed")
+    view = view.without(o.slug for o in withdrawn if o.status == Status.FAILED)
     stages: list[tuple[str, Callable[[PublicView], list[Outcome]]]] = []
     if render:
         stages.append(("render", render_archive))
@@ -192,7 +192,7 @@ def _run_stage(report: RunReport, name: str, stage: Callable[[], list[Outcome]])
         report.stages[name] = stage()
     except Exception as error:  # noqa: BLE001 - any failure, ours or not, is one line
         failure = as_podarchive_error(error, report.archive.root)
-        report.stages[name] = [Outcome(name, "failed", str(failure), error=failure)]
+        report.stages[name] = [Outcome(name, Status.FAILED, str(failure), error=failure)]
 
 
 def _publishing(root: Path, waiting: Waiting, now: dt.datetime | None, **stages: bool) -> RunReport:

@@ -13,6 +13,7 @@ import click
 from . import __version__, build, create, layout
 from .errors import PodarchiveError
 from .formats import clock
+from .model import Status
 from .search import search
 from .transcribe import REVIEWED_NOTICE, TranscribeOptions
 
@@ -50,7 +51,7 @@ class _Progress:
             self.bar = None
 
     def done(self, outcome) -> None:
-        if outcome.status != "failed" and not sys.stderr.isatty():
+        if outcome.status != Status.FAILED and not sys.stderr.isatty():
             click.echo(_outcome_line("transcribe", outcome))
             self.said.add(id(outcome))
 
@@ -100,10 +101,10 @@ def _print_report(report: build.RunReport, root: Path, said: set[int] = frozense
     for stage, outcomes in report.stages.items():
         unchanged = reviewed = 0
         for outcome in outcomes:
-            if outcome.status == "up-to-date":
+            if outcome.status == Status.UP_TO_DATE:
                 unchanged += 1
                 reviewed += outcome.message == REVIEWED_NOTICE
-            elif outcome.status != "failed" and id(outcome) not in said:
+            elif outcome.status != Status.FAILED and id(outcome) not in said:
                 click.echo(_outcome_line(stage, outcome))
         if unchanged:
             kept = f" ({reviewed} {REVIEWED_NOTICE})" if reviewed else ""

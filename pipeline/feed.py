@@ -26,7 +26,7 @@ from . import __version__, layout
 from .enclosure import PublishedAudio, publish_audio, published_audio_info, still_safe
 from .errors import PodarchiveError
 from .formats import WRITERS
-from .model import Outcome
+from .model import Outcome, Status
 from .privacy import (
     PublicArchive,
     PublicEpisode,
@@ -285,8 +285,8 @@ def publish_archive(view: PublicView) -> list[Outcome]:
         listed.append((episode, _in_place(archive, episode)))
         if kept is not None:
             kept = kept.noting("the audio published before stays")
-            return Outcome(episode.slug, "failed", str(kept), error=kept)
-        return Outcome(episode.slug, "published" if changed else "up-to-date")
+            return Outcome(episode.slug, Status.FAILED, str(kept), error=kept)
+        return Outcome(episode.slug, Status.PUBLISHED if changed else "up-to-date")
 
     outcomes = each_episode(view, publish)
     return outcomes + _write_feed(view, listed) + _drawn_cover_notice(view)
@@ -296,7 +296,7 @@ def _drawn_cover_notice(view: PublicView) -> list[Outcome]:
     """Said at every run: the producer should know the feed's cover is not theirs."""
     if view.archive.image is not None or not view.open_to_publish:
         return []
-    return [Outcome(layout.COVER_FILE, "generated",
+    return [Outcome(layout.COVER_FILE, Status.GENERATED,
                     f"archive.toml gives no image: {layout.FEED_DIR / layout.COVER_FILE} shows the title; give image "
                     "(a square PNG or JPEG of 1400 to 3000 pixels) for a cover of your own")]
 
@@ -336,14 +336,14 @@ def _write_feed(view: PublicView, listed: list[tuple[PublicEpisode, PublishedAud
         return [withdraw_file(path, layout.FEED_FILE, "removed")] if path.exists() else []
     try:
         if write_if_changed(path, build_feed(view.archive, listed)):
-            return [Outcome(layout.FEED_FILE, "written", f"{len(listed)} episode(s)")]
+            return [Outcome(layout.FEED_FILE, Status.WRITTEN, f"{len(listed)} episode(s)")]
         return []
     except Exception as error:  # noqa: BLE001 - the previous feed.xml stays, if it may
         failure = as_podarchive_error(error, path)
         removed = _withdraw_previous_feed(view, path)
         if path.exists():
             failure = failure.noting("the previous feed.xml stays")
-        return [Outcome(layout.FEED_FILE, "failed", str(failure), error=failure), *removed]
+        return [Outcome(layout.FEED_FILE, Status.FAILED, str(failure), error=failure), *removed]
 
 
 def _withdraw_previous_feed(view: PublicView, path: Path) -> list[Outcome]:
@@ -358,7 +358,7 @@ def _withdraw_previous_feed(view: PublicView, path: Path) -> list[Outcome]:
         if not path.exists():
             return []
     path.unlink(missing_ok=True)
-    return [Outcome(layout.FEED_FILE, "withdrawn", "removed: it listed what may not be published "
+    return [Outcome(layout.FEED_FILE, Status.WITHDRAWN, "removed: it listed what may not be published "
                                                    "now and could not be written anew")]
 
 

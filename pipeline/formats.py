@@ -16,7 +16,7 @@ import jinja2
 
 from . import layout
 from .cues import Cue, build_cues, named_lines
-from .model import Outcome, Segment, Transcript
+from .model import Outcome, Segment, Status, Transcript
 from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
 from .storage import dump_json, write_if_changed
 from .text import join_words
@@ -250,6 +250,6 @@ def render_archive(view: PublicView) -> list[Outcome]:
 
     def render(episode: PublicEpisode) -> Outcome:
         changed = render_episode(view.archive, episode)
-        return Outcome(episode.slug, "rendered" if changed else "up-to-date")
+        return Outcome(episode.slug, Status.RENDERED if changed else "up-to-date")
 
     return each_episode(view, render)

@@ -7,6 +7,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 TRANSCRIPT_SCHEMA_VERSION = 1
@@ -89,15 +90,40 @@ class Transcript:
         return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode()).hexdigest()
 
 
+class Status(StrEnum):
+    """What a stage did with an episode (or a file of the archive)."""
+
+    TRANSCRIBED = "transcribed"
+    UP_TO_DATE = "up-to-date"
+    KEPT = "kept"
+    ALIGNED = "aligned"
+    RENDERED = "rendered"
+    INDEXED = "indexed"
+    REBUILT = "rebuilt"
+    PUBLISHED = "published"
+    WRITTEN = "written"
+    GENERATED = "generated"
+    WITHDRAWN = "withdrawn"
+    REMOVED = "removed"
+    NOT_PUBLISHED = "not published"
+    MASKED = "masked"
+    UNMATCHED = "unmatched"
+    WAITING = "waiting"
+    FAILED = "failed"
+
+
 @dataclass
 class Outcome:
     """What a stage did with one episode, for the report at the end of a run."""
 
     slug: str
-    status: str  # e.g. transcribed, up-to-date, reviewed, aligned, rendered, withdrawn, failed
+    status: Status
     message: str = ""
     seconds: float = 0.0
     error: Exception | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.status = Status(self.status)  # a status nobody reports on is a typo
 
 
 class InvalidTranscript(ValueError):

@@ -38,7 +38,7 @@ from pathlib import Path
 from . import layout
 from .archive import Archive, Episode, load_archive, read_current_transcript
 from .errors import PodarchiveError
-from .model import Outcome, Segment, Transcript, Word
+from .model import Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED, Matcher, merge_spans
 from .storage import sha256_file
 
@@ -201,7 +201,7 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
         failure = PodarchiveError(archive.root / "archive.toml", "base_url",
                                   "says a withheld name, and it is in every published URL: nothing is "
                                   "published until it changes")
-        report.append(Outcome("archive.toml", "failed", str(failure), error=failure))
+        report.append(Outcome("archive.toml", Status.FAILED, str(failure), error=failure))
         return PublicView(public_archive, [], report, matcher, open_to_publish=False)
     episodes = []
     for episode in archive.episodes:
@@ -209,23 +209,23 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
             continue
         why = withheld_because(episode, now, archive.timezone)
         if why:
-            report.append(Outcome(episode.slug, "not published", why))
+            report.append(Outcome(episode.slug, Status.NOT_PUBLISHED, why))
             continue
         try:
             public, masking = _public_episode(archive, episode, matcher)
         except Exception as error:  # noqa: BLE001 - one episode's failure must not stop the others
             failure = as_podarchive_error(error, episode.folder)
-            report.append(Outcome(episode.slug, "failed", str(failure), error=failure))
+            report.append(Outcome(episode.slug, Status.FAILED, str(failure), error=failure))
             continue
         if public is None:
-            report.append(Outcome(episode.slug, "waiting", "no transcript yet"))
+            report.append(Outcome(episode.slug, Status.WAITING, "no transcript yet"))
             continue
         episodes.append(public)
         matched_terms.update(masking.terms)
         report += masking.outcomes(episode)
     unmatched = [term for term in archive.redact if term not in matched_terms]
     if unmatched and episodes and only is None:
-        report.append(Outcome("archive.toml", "unmatched",
+        report.append(Outcome("archive.toml", Status.UNMATCHED,
                               "redact term(s) found in no published episode nor field: "
                               + ", ".join(repr(t) for t in unmatched)))
     return PublicView(public_archive, episodes, report, matcher)
@@ -240,7 +240,7 @@ def each_episode(view: PublicView, work: Callable[[PublicEpisode], Outcome]) -> 
             outcomes.append(work(episode))
         except Exception as error:  # noqa: BLE001 - see the docstring
             failure = as_podarchive_error(error, layout.source_dir(view.archive.root, episode.slug))
-            outcomes.append(Outcome(episode.slug, "failed", str(failure), error=failure))
+            outcomes.append(Outcome(episode.slug, Status.FAILED, str(failure), error=failure))
     return outcomes
 
 
@@ -248,11 +248,11 @@ def withdraw_file(path: Path, slug: str, done: str) -> Outcome:
     """Remove a published file or folder; ``done`` says what that means for the reader."""
     try:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-        return Outcome(slug, "withdrawn", done)
+        return Outcome(slug, Status.WITHDRAWN, done)
     except OSError as error:
         failure = PodarchiveError(path, None, f"cannot withdraw it ({error.strerror or error}): "
                                   "it must not stay published")
-        return Outcome(slug, "failed", str(failure), error=failure)
+        return Outcome(slug, Status.FAILED, str(failure), error=failure)
 
 
 def as_podarchive_error(error: Exception, where: Path) -> PodarchiveError:
@@ -301,10 +301,10 @@ class _Masking:
         if self.forms:
             shown = ", ".join(f"{form!r} ×{count}" if count > 1 else repr(form)
                               for form, count in sorted(self.forms.items()))
-            outcomes.append(Outcome(episode.slug, "masked", shown))
+            outcomes.append(Outcome(episode.slug, Status.MASKED, shown))
         unmatched = [term for term in episode.redact if term not in self.terms]
         if unmatched:
-            outcomes.append(Outcome(episode.slug, "unmatched",
+            outcomes.append(Outcome(episode.slug, Status.UNMATCHED,
                                     "redact term(s) found nowhere in this episode: "
                                     + ", ".join(repr(t) for t in unmatched)))
         return outcomes
@@ -334,7 +334,7 @@ def _public_archive(archive: Archive, matcher: Matcher,
         license=masking.text(archive.license, "license") if archive.license else None,
     )
     if masking.forms:
-        report.append(Outcome("archive.toml", "masked", ", ".join(repr(f) for f in sorted(masking.forms))))
+        report.append(Outcome("archive.toml", Status.MASKED, ", ".join(repr(f) for f in sorted(masking.forms))))
     return public, masking.terms
 
 

@@ -61,7 +61,7 @@ from whoosh.util.filelock import try_for
 from . import layout
 from .errors import PodarchiveError
 from .formats import segment_text
-from .model import Outcome
+from .model import Outcome, Status
 from .privacy import PublicEpisode, PublicView, QueryGate, as_podarchive_error
 from .redaction import REDACTED, fold
 
@@ -775,12 +775,12 @@ def withdraw_from_index(view: PublicView) -> list[Outcome]:
     except DamagedIndex as damage:
         # What cannot be read cannot be checked against the gate: it goes whole.
         shutil.rmtree(folder, ignore_errors=True)
-        return [Outcome(layout.ENGINE_DIR.as_posix(), "removed",
+        return [Outcome(layout.ENGINE_DIR.as_posix(), Status.REMOVED,
                         f"a file of it could not be read ({damage.cause}); "
                         "`podarchive index` makes it anew from the public view")]
     except PodarchiveError as error:
-        return [Outcome(slug, "failed", str(error), error=error) for slug in indexed or current]
-    return [Outcome(slug, "withdrawn", f"removed from the index ({why})") for slug, why in sorted(gone.items())]
+        return [Outcome(slug, Status.FAILED, str(error), error=error) for slug in indexed or current]
+    return [Outcome(slug, Status.WITHDRAWN, f"removed from the index ({why})") for slug, why in sorted(gone.items())]
 
 
 def index_archive(view: PublicView, *, rebuild: bool = False) -> list[Outcome]:
@@ -793,7 +793,7 @@ def index_archive(view: PublicView, *, rebuild: bool = False) -> list[Outcome]:
     try:
         return _update_index(view, rebuild=rebuild)
     except DamagedIndex as damage:
-        note = Outcome(layout.ENGINE_DIR.as_posix(), "rebuilt",
+        note = Outcome(layout.ENGINE_DIR.as_posix(), Status.REBUILT,
                        f"a file of the index could not be read ({damage.cause}): "
                        "removed, and made anew from the public view")
         return [note, *_update_index(view, rebuild=True)]
@@ -811,23 +811,23 @@ def _update_index(view: PublicView, *, rebuild: bool) -> list[Outcome]:
                 documents = episode_documents(episode)
             except Exception as error:  # noqa: BLE001 - one episode's failure is one line
                 failure = as_podarchive_error(error, layout.engine_dir(view.archive.root))
-                outcomes.append(Outcome(episode.slug, "failed", str(failure), error=failure))
+                outcomes.append(Outcome(episode.slug, Status.FAILED, str(failure), error=failure))
                 continue
             made_from = Indexed(documents_digest(documents), episode.withheld_key, episode.consent_key)
             before = indexed.get(episode.slug)
             if before == made_from:
-                outcomes.append(Outcome(episode.slug, "up-to-date"))
+                outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
             elif before is not None and before.digest == made_from.digest:
                 changes[episode.slug] = (made_from, None)  # the same text: only the record
-                outcomes.append(Outcome(episode.slug, "up-to-date"))
+                outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
             else:
                 expunge |= before is not None and before.withheld != made_from.withheld
                 changes[episode.slug] = (made_from, documents)
-                outcomes.append(Outcome(episode.slug, "indexed", f"{len(documents)} segments"))
+                outcomes.append(Outcome(episode.slug, Status.INDEXED, f"{len(documents)} segments"))
         for slug in sorted(set(indexed) - view.slugs):
             changes[slug] = None
             expunge = True
-            outcomes.append(Outcome(slug, "removed", "not published now"))
+            outcomes.append(Outcome(slug, Status.REMOVED, "not published now"))
         if changes:
             with engine.writing(expunge=expunge) as batch:
                 for slug, change in changes.items():

@@ -16,7 +16,7 @@ from .archive import Archive, Episode, read_current_transcript, read_transcript
 from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
-from .model import Gap, Outcome, Segment, Transcript, Word
+from .model import Gap, Outcome, Segment, Status, Transcript, Word
 from .speech import (
     FRAME_SECONDS,
     Region,
@@ -139,15 +139,15 @@ def transcribe_archive(
                 read_current_transcript(episode)  # a reviewed transcript of another recording is an error
                 # Said where transcription was asked for again; otherwise it is up to date,
                 # and a notice on every run would only hide the lines that matter.
-                outcomes.append(Outcome(episode.slug, "kept" if force else "up-to-date", REVIEWED_NOTICE))
+                outcomes.append(Outcome(episode.slug, Status.KEPT if force else "up-to-date", REVIEWED_NOTICE))
                 continue
             opts = decoding_options(archive, episode, options)
             if existing is not None and not force and is_up_to_date(existing, audio_sha256, identity, opts):
-                outcomes.append(Outcome(episode.slug, "up-to-date"))
+                outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
                 continue
             todo.append((episode, audio_sha256, opts, probe(episode.audio_path).duration))
         except PodarchiveError as error:
-            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
+            outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
     if on_start:
         on_start(sum(duration for *_, duration in todo))
     for episode, audio_sha256, opts, duration in todo:
@@ -157,11 +157,11 @@ def transcribe_archive(
                 batch_size=options.batch_size, progress=progress,
             )
             atomic_write_json(episode.transcript_path, transcript.to_json())
-            outcomes.append(Outcome(episode.slug, "transcribed", seconds=transcript.duration))
+            outcomes.append(Outcome(episode.slug, Status.TRANSCRIBED, seconds=transcript.duration))
         except PodarchiveError as error:
             if progress:
                 progress(duration)
-            outcomes.append(Outcome(episode.slug, "failed", str(error), error=error))
+            outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
         if on_done:
             on_done(outcomes[-1])
     order = {episode.slug: n for n, episode in enumerate(episodes)}
