@@ -58,7 +58,7 @@ from pipeline.archive import Episode
 from pipeline.audio import SAMPLE_RATE
 from pipeline.embedded_model import EMBEDDED_MODEL
 from pipeline.privacy import fold
-from pipeline.transcribe import DEFAULT_OPTIONS, SPEECH_REGIONS_METHOD, transcribe_episode
+from pipeline.transcribe import DEFAULT_OPTIONS, DecodingOptions, transcribe_episode
 
 MAX_MEDIAN_MS = 80.0  # the target on the synthetic speech, whose every start is known
 LEAD_SECONDS = 0.5
@@ -262,9 +262,8 @@ def whisper_own_starts(whisper, folder: Path, audio: np.ndarray, language: str,
     wavfile.write(path, SAMPLE_RATE, audio)
     episode = Episode(slug="bench", folder=folder, title="bench", date=dt.date(2025, 1, 1),
                       audio=path.name)
-    options = {"language": language, "beam_size": DEFAULT_OPTIONS.beam_size,
-               "speech_regions": SPEECH_REGIONS_METHOD,
-               "compute_type": "int8", "hotwords": [], "channels": {}}
+    options = DecodingOptions(language=language, beam_size=DEFAULT_OPTIONS.beam_size,
+                              compute_type=DEFAULT_OPTIONS.compute_type, hotwords=(), channels=())
     transcript = transcribe_episode(whisper, episode, options, model_id=EMBEDDED_MODEL,
                                     audio_sha256="")
     heard = [word for segment in transcript.segments for word in segment.words]

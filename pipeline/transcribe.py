@@ -76,23 +76,40 @@ def hotwords(archive: Archive, episode: Episode) -> list[str]:
     return list(dict.fromkeys([*archive.glossary, *episode.glossary]))
 
 
-def decoding_options(archive: Archive, episode: Episode, options: TranscribeOptions) -> dict:
-    """Everything that changes the transcript's words; a transcript made with other ones is stale."""
-    return {
-        "language": options.language or episode.language,
-        "beam_size": options.beam_size,
-        "speech_regions": SPEECH_REGIONS_METHOD,
-        "compute_type": options.compute_type,
-        "hotwords": hotwords(archive, episode),
-        "channels": {str(p.channel): p.name for p in episode.persons if p.channel is not None},
-    }
+@dataclass(frozen=True)
+class DecodingOptions:
+    """Everything that changes the transcript's words, recorded in transcript.json: a
+    transcript made with other ones is stale."""
+
+    language: str
+    beam_size: int
+    compute_type: str
+    hotwords: tuple[str, ...]
+    channels: tuple[tuple[str, str], ...]  # (channel, who speaks on it)
+    speech_regions: int = SPEECH_REGIONS_METHOD
+
+    def recorded(self) -> dict:
+        """As transcript.json's ``options`` holds them."""
+        return {"language": self.language, "beam_size": self.beam_size, "speech_regions": self.speech_regions,
+                "compute_type": self.compute_type, "hotwords": list(self.hotwords),
+                "channels": dict(self.channels)}
 
 
-def is_up_to_date(existing: Transcript, audio_sha256: str, model: str, opts: dict) -> bool:
+def decoding_options(archive: Archive, episode: Episode, options: TranscribeOptions) -> DecodingOptions:
+    return DecodingOptions(
+        language=options.language or episode.language,
+        beam_size=options.beam_size,
+        compute_type=options.compute_type,
+        hotwords=tuple(hotwords(archive, episode)),
+        channels=tuple((str(p.channel), p.name) for p in episode.persons if p.channel is not None),
+    )
+
+
+def is_up_to_date(existing: Transcript, audio_sha256: str, model: str, options: DecodingOptions) -> bool:
     return (
         existing.audio_sha256 == audio_sha256
         and existing.model == model
-        and existing.options == opts
+        and existing.options == options.recorded()
     )
 
 
@@ -213,7 +230,7 @@ def _reviewed_gaps(episode: Episode, transcript: Transcript) -> list[Gap]:
 def transcribe_episode(
     whisper,
     episode: Episode,
-    opts: dict,
+    opts: DecodingOptions,
     *,
     model_id: str,
     audio_sha256: str,
@@ -230,9 +247,9 @@ def transcribe_episode(
     """
     tracks = speaker_tracks(episode, SAMPLE_RATE)
     duration = len(tracks[0][1]) / SAMPLE_RATE
-    decoder = _Decoder(whisper, beam_size=opts["beam_size"], hotwords=opts["hotwords"],
+    decoder = _Decoder(whisper, beam_size=opts.beam_size, hotwords=list(opts.hotwords),
                        batch_size=batch_size)
-    language = None if opts["language"] == "auto" else opts["language"]
+    language = None if opts.language == "auto" else opts.language
     segments: list[Segment] = []
     gaps: list[Gap] = []
     spoken: Counter[str] = Counter()  # words in each language: the transcript's is the most
@@ -262,7 +279,7 @@ def transcribe_episode(
         language=main_language,
         duration=round(duration, 3),
         model=model_id,
-        options=opts,
+        options=opts.recorded(),
         audio_sha256=audio_sha256,
         segments=segments,
         podarchive_version=__version__,

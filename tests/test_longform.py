@@ -253,9 +253,9 @@ def test_a_transcript_made_before_the_guard_is_stale(tmp_path):
     episode = archive.episode("kennedy-inaugural-1961")
     options = decoding_options(archive, episode, TranscribeOptions())
     transcript = write_transcript(root, episode.slug, [])
-    transcript.model, transcript.options = "embedded:whisper-base", options
+    transcript.model, transcript.options = "embedded:whisper-base", options.recorded()
     assert is_up_to_date(transcript, transcript.audio_sha256, transcript.model, options)
-    older = {**{k: v for k, v in options.items() if k != "speech_regions"}, "vad_filter": True}
+    older = {**{k: v for k, v in options.recorded().items() if k != "speech_regions"}, "vad_filter": True}
     transcript.options = older
     assert not is_up_to_date(transcript, transcript.audio_sha256, transcript.model, options)
 

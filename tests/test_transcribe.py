@@ -41,7 +41,7 @@ def test_glossary_is_the_archives_then_the_episodes(tmp_path):
     # A name belongs to its episode: Kennedy's episode gets only the archive-wide words.
     assert hotwords(archive, archive.episode("kennedy-inaugural-1961")) == ["podarchive", "CNRC"]
     options = decoding_options(archive, joanis, TranscribeOptions())
-    assert options["language"] == "fr" and options["speech_regions"] == SPEECH_REGIONS_METHOD
+    assert options.language == "fr" and options.recorded()["speech_regions"] == SPEECH_REGIONS_METHOD
 
 
 @pytest.mark.model
