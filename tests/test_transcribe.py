@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.archive import load_archive
+from pipeline.archive import load_archive, read_transcript
 from pipeline.cli import cli
+from pipeline.errors import PodarchiveError
 from pipeline.model import Transcript
 from pipeline.transcribe import (
     SPEECH_REGIONS_METHOD,
@@ -256,3 +257,13 @@ def test_without_a_terminal_each_episode_is_said_when_it_is_transcribed(tmp_path
     # The second line waits for the second episode's transcription (seconds), not milliseconds.
     assert said[1][0] - said[0][0] > 0.3
     assert sum(": transcribed " in line for _, line in arrivals) == 2  # each said once
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", None])
+def test_a_transcript_of_another_schema_version_is_refused_by_name(tmp_path, version):
+    path = tmp_path / "a" / "episodes" / "x" / "transcript.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"schema_version": version, "episode": "x", "segments": []}), "utf-8")
+    with pytest.raises(PodarchiveError) as refused:
+        read_transcript(path)
+    assert refused.value.field == "schema_version" and "this podarchive reads (1)" in refused.value.message
