@@ -103,3 +103,13 @@ def transcribed_archive(tmp_path_factory):
         result = CliRunner().invoke(cli, ["--archive", str(root), "run"])
     assert result.exit_code == 0, result.output
     return root, result
+
+
+def set_archive_toml(root: Path, replace: dict[str, str]) -> None:
+    """archive.toml with each text of ``replace`` (which must be there) replaced."""
+    path = root / "archive.toml"
+    text = path.read_text("utf-8")
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text, "utf-8")

@@ -23,7 +23,7 @@ from pipeline.enclosure import publish_audio
 from pipeline.feed import cover_png
 from pipeline.model import Segment, Word
 
-from conftest import REPO, copy_archive, write_transcript
+from conftest import REPO, copy_archive, set_archive_toml, write_transcript
 
 TITLE = 'Q&A: why 1 < 2, "quoted" l\'été 🎙️ & <co>'
 
@@ -260,17 +260,8 @@ def test_clip_exports_the_moment_padded_by_half_a_second(one_episode, tmp_path):
     assert not (tmp_path / "no.mp3").exists()
 
 
-def edit_archive(root, replace):
-    path = root / "archive.toml"
-    text = path.read_text("utf-8")
-    for old, new in replace.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    path.write_text(text, "utf-8")
-
-
 def test_without_an_image_a_cover_with_the_title_is_drawn_and_published(one_episode):
-    edit_archive(one_episode, {'image = "cover.png"\n': ""})
+    set_archive_toml(one_episode, {'image = "cover.png"\n': ""})
     result = publish(one_episode)
     assert "feed cover.png: generated (archive.toml gives no image" in result.stdout
     feed_path = one_episode / "feed/feed.xml"
@@ -303,7 +294,7 @@ def test_a_drawn_cover_depends_on_the_title_alone(monkeypatch):
 
 
 def test_without_categories_the_feed_has_society_and_culture(one_episode):
-    edit_archive(one_episode, {'categories = ["Education"]\n': ""})
+    set_archive_toml(one_episode, {'categories = ["Education"]\n': ""})
     publish(one_episode)
     parsed = feedparser.parse((one_episode / "feed/feed.xml").read_bytes())
     assert [tag.term for tag in parsed.feed.tags] == ["Society & Culture"]
@@ -312,7 +303,7 @@ def test_without_categories_the_feed_has_society_and_culture(one_episode):
 
 
 def test_a_base_url_without_its_trailing_slash_still_gives_right_urls(one_episode):
-    edit_archive(one_episode, {'base_url = "https://example.org/podarchive/"': 'base_url = "https://example.org/podarchive"'})
+    set_archive_toml(one_episode, {'base_url = "https://example.org/podarchive/"': 'base_url = "https://example.org/podarchive"'})
     publish(one_episode)
     feed_path = one_episode / "feed/feed.xml"
     base = "https://example.org/podarchive/"

@@ -35,7 +35,14 @@ from pipeline.privacy import public_view, publishable
 from pipeline.search import index_archive, search
 from pipeline.text import fold
 
-from conftest import REPO, copy_archive, published_texts, raw_index_bytes, write_transcript
+from conftest import (
+    REPO,
+    copy_archive,
+    published_texts,
+    raw_index_bytes,
+    set_archive_toml,
+    write_transcript,
+)
 
 NOW = dt.datetime.now(dt.UTC)
 TOMORROW = (NOW + dt.timedelta(days=1)).date()
@@ -68,15 +75,6 @@ def set_toml(root, slug, first_lines="", replace=None):
         assert old in text, old
         text = text.replace(old, new)
     path.write_text(first_lines + text, "utf-8")
-
-
-def set_archive_toml(root, replace):
-    path = root / "archive.toml"
-    text = path.read_text("utf-8")
-    for old, new in replace.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    path.write_text(text, "utf-8")
 
 
 def assert_published_nowhere(root, *needles):
