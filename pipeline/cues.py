@@ -9,9 +9,9 @@ word, never across a change of speaker; cues never overlap and stay in time orde
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .model import Segment, Transcript, Word
+from .model import Cue, Segment, Transcript, Word
 from .text import CLAUSE_END, SENTENCE_END, join_words
 
 MAX_LINE_CHARS = 42
@@ -23,22 +23,6 @@ MAX_CHARS_PER_SECOND = 20.0
 # the speaker's name (see named_lines): the name would make that line too long.
 NAME_OVERFLOW_COST = 3.0
 PAUSE_SECONDS = 0.5
-
-
-@dataclass
-class Cue:
-    start: float
-    end: float
-    lines: list[str]
-    speaker: str = ""
-    language: str = ""
-    words: list[Word] = field(default_factory=list, repr=False)
-    # The speaker changes at this cue: SRT starts it with the speaker's name (named_lines).
-    named: bool = False
-
-    @property
-    def text(self) -> str:
-        return " ".join(self.lines)
 
 
 def build_cues(transcript: Transcript) -> list[Cue]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import jinja2
 
 from . import layout
-from .cues import Cue, build_cues, named_lines
-from .model import Outcome, Segment, Status, Transcript
+from .cues import build_cues, named_lines
+from .model import Cue, Outcome, Segment, Status, Transcript
 from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
 from .storage import dump_json, write_if_changed
 from .text import join_words

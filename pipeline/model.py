@@ -90,6 +90,24 @@ class Transcript:
         return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode()).hexdigest()
 
 
+@dataclass
+class Cue:
+    """A caption: derived from the words (pipeline/cues.py), never stored as the source of truth."""
+
+    start: float
+    end: float
+    lines: list[str]
+    speaker: str = ""
+    language: str = ""
+    words: list[Word] = field(default_factory=list, repr=False)
+    # The speaker changes at this cue: SRT starts it with the speaker's name (named_lines).
+    named: bool = False
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines)
+
+
 class Status(StrEnum):
     """What a stage did with an episode (or a file of the archive)."""
 
