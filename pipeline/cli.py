@@ -209,17 +209,19 @@ def cli(ctx: click.Context, archive: Path, no_wait: bool) -> None:
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), required=False)
 @click.option("--title", help="The archive's title (default: the folder's name).")
 @click.option("--author", default="", help="Who makes it (default: the title).")
+@click.option("--email", default="", help="Where podcast directories write to the owner (the feed's itunes:owner).")
 @click.option("--language", default="en", show_default=True, metavar="CODE",
               help="The feed's language; each episode may say its own.")
 @click.option("--base-url", default="https://example.org/podcast/", show_default=True, metavar="URL",
               help="Where feed/ will be served.")
 @click.pass_context
-def init(ctx, path, title, author, language, base_url) -> None:
+def init(ctx, path, title, author, email, language, base_url) -> None:
     """Start an archive in PATH (default: --archive, the current folder): archive.toml
     with every key explained, episodes/, and a .gitignore for what podarchive derives."""
     root = path or ctx.obj["archive"]
     try:
-        written = create.init_archive(root, title=title, author=author, language=language, base_url=base_url)
+        written = create.init_archive(root, title=title, author=author, email=email, language=language,
+                                      base_url=base_url)
     except PodarchiveError as error:
         _fail(error, root)
     for item in written:

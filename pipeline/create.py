@@ -37,8 +37,10 @@ language = {language}
 # Where feed/ is served: every link in the feed and the pages starts with it.
 base_url = {base_url}
 
+# Who directories (Apple, Spotify) write to, to check the podcast is yours: no listener sees it.
+{owner}
+
 # Optional
-# owner = {{ name = "Your name", email = "you@example.org" }}   # Apple shows it to no listener
 # image = "cover.png"          # square PNG or JPEG, 1400-3000 px; generated from the title if absent
 # categories = ["Society & Culture"]   # Apple Podcasts categories
 # explicit = false
@@ -50,8 +52,8 @@ base_url = {base_url}
 """
 
 
-def init_archive(root: Path, *, title: str | None = None, author: str = "", language: str = "en",
-                 base_url: str = "https://example.org/podcast/") -> list[Path]:
+def init_archive(root: Path, *, title: str | None = None, author: str = "", email: str = "",
+                 language: str = "en", base_url: str = "https://example.org/podcast/") -> list[Path]:
     """A new archive in ``root``: archive.toml (every key explained), episodes/ and a
     .gitignore for what podarchive derives. Returns what it wrote."""
     root = Path(root)
@@ -59,7 +61,9 @@ def init_archive(root: Path, *, title: str | None = None, author: str = "", lang
     if settings.exists():
         raise PodarchiveError(settings, None, "already exists: this folder is an archive")
     title = title or root.resolve().name
-    text = ARCHIVE_TEMPLATE.format(
+    owner = f"owner = {{ name = {_toml_string(author or title)}, email = {_toml_string(email or 'you@example.org')} }}"
+    text = ARCHIVE_TEMPLATE.format(owner=owner if email else f"# {owner}   # needed to publish: `check` asks for it",
+
         title=_toml_string(title), description=_toml_string(f"{title}: recordings and their transcripts."),
         author=_toml_string(author or title), language=_toml_string(language), base_url=_toml_string(base_url))
     root.mkdir(parents=True, exist_ok=True)

@@ -53,8 +53,12 @@ def test_init_refuses_what_the_archive_would_refuse_and_leaves_nothing(tmp_path)
 @pytest.fixture
 def archive(tmp_path):
     root = tmp_path / "show"
-    assert invoke("init", root, "--language", "fr").exit_code == 0
+    assert invoke("init", root, "--language", "fr", "--author", "Collectif", "--email", "archive@example.org").exit_code == 0
     return root
+
+
+def test_init_with_an_email_names_the_owner_directories_write_to(archive):
+    assert load_archive(archive).owner == {"name": "Collectif", "email": "archive@example.org"}
 
 
 def test_add_copies_the_recording_and_writes_an_episode_that_loads(archive):
@@ -150,3 +154,5 @@ def test_a_new_archive_is_published_from_two_commands(archive):
     [item] = parsed.entries
     assert item.title == "Le léopard" and item.enclosures
     assert (archive / "feed/episodes/le-leopard/transcript.vtt").is_file()
+    result = invoke("--archive", archive, "check")
+    assert result.exit_code == 0, result.output  # the drawn cover is only a warning
