@@ -28,7 +28,7 @@ from .feed import check_feed, publish_archive
 from .formats import clock, render_archive, withdraw_folders
 from .model import Outcome, Status
 from .privacy import PublicView, as_podarchive_error, public_view
-from .search import index_archive, withdraw_from_index
+from .search import index_archive, index_problems, withdraw_from_index
 from .storage import remove_stale_temporaries, scratch_files_in
 from .transcribe import (
     DEFAULT_OPTIONS,
@@ -112,6 +112,7 @@ def check(root: Path, *, now: dt.datetime | None = None) -> RunReport:
     report.problems += [o.error for o in view.report if o.status == Status.FAILED]
     report.problems += check_feed(report.archive.root, report.archive.base_url)
     report.problems += audit(report.archive, view)
+    report.problems += index_problems(report.archive.root)
     report.problems = list({str(problem): problem for problem in report.problems}.values())
     report.warnings += _untranscribed(report.archive.episodes)
     if report.archive.image is None:

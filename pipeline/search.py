@@ -745,6 +745,28 @@ def _open_for_writing(root: Path, *, rebuild: bool = False) -> WhooshEngine:
     return WhooshEngine(folder, create=True)
 
 
+def index_problems(root: Path) -> list[PodarchiveError]:
+    """What keeps the archive's index from being read as search reads it (none when there is
+    no index yet): a damaged file, an index of another version. Changes nothing."""
+    folder = layout.engine_dir(root)
+    try:
+        if not whoosh_index.exists_in(folder):
+            return []
+    except Exception as error:  # noqa: BLE001 - whoosh reads its table of contents to say
+        return [DamagedIndex(folder, error)]
+    try:
+        engine = WhooshEngine(folder)
+        try:
+            with engine._guarded("read"):
+                engine.indexed()
+                engine.deleted_episodes()
+        finally:
+            engine.close()
+    except PodarchiveError as problem:
+        return [problem]
+    return []
+
+
 def withdraw_from_index(view: PublicView) -> list[Outcome]:
     """Delete, for good, the documents of every episode the view no longer lets through,
     or whose withheld words changed since it was indexed (they may hold words that are

@@ -144,6 +144,18 @@ def test_searching_a_damaged_index_says_how_to_rebuild_it(archive, which, how):
             search(archive, "country")
 
 
+@pytest.mark.parametrize(("which", "how"), [damage for damage in DAMAGES if damage != ("table of contents", "deleted")])
+def test_check_names_a_damaged_index_and_changes_nothing(archive, which, how):
+    assert not [line for line in invoked(archive, "check").stderr.splitlines() if "index/whoosh" in line]
+    damage(archive, which, how)
+    files = {path: path.read_bytes() for path in (archive / ENGINE_DIR).iterdir()}
+    result = invoked(archive, "check")
+    assert result.exit_code == 1
+    assert any(line.startswith("error: index/whoosh: a file of the index cannot be read (")
+               for line in result.stderr.splitlines()), result.stderr
+    assert {path: path.read_bytes() for path in (archive / ENGINE_DIR).iterdir()} == files
+
+
 @pytest.mark.parametrize(("which", "how"), DAMAGES)
 def test_the_index_command_makes_a_damaged_index_anew(archive, which, how):
     queries = ["country", '"chanteuse libre"', "befreiung OR connected"]
