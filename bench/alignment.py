@@ -57,7 +57,7 @@ from pipeline.align import ForcedAligner, attention_times
 from pipeline.archive import Episode
 from pipeline.audio import SAMPLE_RATE
 from pipeline.embedded_model import EMBEDDED_MODEL
-from pipeline.privacy import fold
+from pipeline.text import fold
 from pipeline.transcribe import DEFAULT_OPTIONS, DecodingOptions, transcribe_episode
 
 MAX_MEDIAN_MS = 80.0  # the target on the synthetic speech, whose every start is known

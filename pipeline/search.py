@@ -63,7 +63,8 @@ from .errors import PodarchiveError
 from .formats import segment_text
 from .model import Outcome, Status
 from .privacy import PublicEpisode, PublicView, QueryGate, as_podarchive_error
-from .redaction import REDACTED, fold
+from .redaction import REDACTED
+from .text import fold
 
 # Recorded in the index: an index made with another analysis of the text is rebuilt.
 INDEX_FORMAT = 2
