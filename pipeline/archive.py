@@ -210,16 +210,22 @@ def _language(value: Any) -> str:
     return value
 
 
+def parse_moment(text: str) -> dt.date | dt.datetime | None:
+    """A date, or a date and time with or without a UTC offset, from ISO text; None if neither."""
+    for parse in (dt.date.fromisoformat, dt.datetime.fromisoformat):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return None
+
+
 def _moment(value: Any) -> dt.date | dt.datetime:
     """A date, or a date and time, with or without a UTC offset (TOML's own values or ISO text)."""
     if isinstance(value, (dt.date, dt.datetime)):
         return value
-    if isinstance(value, str):
-        for parse in (dt.date.fromisoformat, dt.datetime.fromisoformat):
-            try:
-                return parse(value)
-            except ValueError:
-                pass
+    if isinstance(value, str) and (found := parse_moment(value)) is not None:
+        return found
     raise _Invalid(f'not a date: "{value}" (use YYYY-MM-DD, or YYYY-MM-DDTHH:MM:SS+HH:MM for a moment)')
 
 

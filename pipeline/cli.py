@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import click
 
 from . import __version__, build, create, layout
+from .archive import parse_moment
 from .errors import PodarchiveError
 from .formats import clock
 from .model import Status
@@ -182,11 +183,8 @@ class _Moment(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, date):
             return value
-        for kind in (date, datetime):
-            try:
-                return kind.fromisoformat(value)
-            except ValueError:
-                continue
+        if (found := parse_moment(value)) is not None:
+            return found
         self.fail(f"{value!r} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM:SS)", param, ctx)
 
 
