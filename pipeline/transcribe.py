@@ -19,6 +19,7 @@ from .errors import PodarchiveError
 from .model import Gap, Outcome, Segment, Status, Transcript, Word
 from .speech import (
     FRAME_SECONDS,
+    WINDOW_SECONDS,
     Region,
     at_speech_level,
     decoding_windows,
@@ -340,6 +341,7 @@ APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 NO_SPEECH_PROBABILITY = 0.6
 ENCODED_SECONDS = 10.0
 UNLIKELY_LOG_PROBABILITY = -1.0
+BATCH_OVERHEAD_WINDOWS = 2.0
 # Whisper hears a region's language in its first LANGUAGE_SECONDS. A region shorter than
 # LANGUAGE_SURE_SECONDS takes the language of the nearest speech, and one shorter than
 # LANGUAGE_ISLAND_SECONDS the language of the speech on both sides of it: a second or two
@@ -351,6 +353,10 @@ LANGUAGE_SURE_SECONDS = 1.5
 LANGUAGE_ISLAND_SECONDS = 3.0
 LANGUAGE_SHARE = 0.05
 LANGUAGE_MIN_SECONDS = 3.0
+# Regions whose language is asked, a batch at a time: their encodings are short, and
+# measured on bench/longform.py's bilingual recording (323 regions asked) batches of 32
+# took 4.8 s where batches of 6 took 6.7 s, the same languages found.
+LANGUAGE_BATCH = 32
 
 
 class _Decoder:
@@ -399,7 +405,7 @@ class _Decoder:
         asked = sorted([region for region in regions if region.seconds >= LANGUAGE_SURE_SECONDS]
                        or regions, key=lambda region: region.seconds)
         heard: dict[int, dict[str, float]] = {}
-        for batch in _batches(asked, self.batch_size):
+        for batch in _batches(asked, LANGUAGE_BATCH):
             features = [self._features(audio, region.start, min(region.end, region.start + LANGUAGE_SECONDS))
                         for region in batch]
             frames = max(feature.shape[-1] for feature in features)
@@ -453,9 +459,7 @@ class _Decoder:
         # 30 s are encoded at the batch's longest (a second more, ENCODED_SECONDS at
         # least) rather than padded to 30 s. Measured on bench/longform.py (windows of one
         # language are short where languages switch): a third less time, the same WER.
-        longest = max(len(clip) for clip in clips) / SAMPLE_RATE
-        frames = min(whisper.feature_extractor.nb_max_frames,
-                     int(np.ceil(max(longest + 1, ENCODED_SECONDS))) * whisper.frames_per_second)
+        frames = _encoded_seconds(max(len(clip) for clip in clips) / SAMPLE_RATE) * whisper.frames_per_second
         encoder_output = whisper.encode(np.stack(
             [pad_or_trim(whisper.feature_extractor(clip)[..., :-1], frames) for clip in clips]))
         results = whisper.model.generate(
@@ -491,8 +495,8 @@ class _Decoder:
         measured on mit-licence-en-de, its English and German windows batched apart took
         4.4 s to generate, together 2.9 s."""
         found: dict[int, list[Segment]] = {}
-        by_length = sorted(range(len(windows)), key=lambda n: sum(region.seconds for region in windows[n]))
-        for batch in _batches(by_length, self.batch_size):
+        for batch in batches_by_length([sum(region.seconds for region in window) for window in windows],
+                                        self.batch_size):
             found.update(zip(batch, self._decode(audio, [windows[n] for n in batch])))
             if advance:
                 advance(sum(region.seconds for n in batch for region in windows[n]))
@@ -587,6 +591,35 @@ def _of_words(words: list[Word], language: str) -> Segment:
 
 def _batches(items: list, size: int) -> list[list]:
     return [items[first:first + size] for first in range(0, len(items), size)]
+
+
+def _encoded_seconds(longest: float) -> int:
+    """Seconds of audio the encoder is given for a batch whose longest window is ``longest``."""
+    return min(int(WINDOW_SECONDS), int(np.ceil(max(longest + 1, ENCODED_SECONDS))))
+
+
+def batches_by_length(seconds: list[float], size: int) -> list[list[int]]:
+    """The windows (their ``seconds`` of speech) in batches of at most ``size``, those of
+    like length together, cut where the batches cost least.
+
+    A batch is encoded at its longest window and decodes until its longest is done:
+    measured on 2 cores, a batch of n windows costs about (n + BATCH_OVERHEAD_WINDOWS)
+    times what its longest costs alone. Cut into sixes in order, an episode's last few
+    windows (short and long together) were all encoded at 30 s.
+    """
+    order = sorted(range(len(seconds)), key=seconds.__getitem__)
+    encoded = [_encoded_seconds(seconds[n]) for n in order]
+    cost, cut = [0.0] + [np.inf] * len(order), [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for start in range(max(0, end - size), end):
+            batch_cost = cost[start] + (end - start + BATCH_OVERHEAD_WINDOWS) * encoded[end - 1]
+            if batch_cost < cost[end]:
+                cost[end], cut[end] = batch_cost, start
+    batches, end = [], len(order)
+    while end:
+        batches.append(order[cut[end]:end])
+        end = cut[end]
+    return batches[::-1]
 
 
 def _sentences(region: Segment, language: str) -> list[Segment]:

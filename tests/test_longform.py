@@ -32,6 +32,7 @@ from pipeline.speech import (
 from pipeline.transcribe import (
     SPEECH_REGIONS_METHOD,
     TranscribeOptions,
+    batches_by_length,
     decoding_options,
     is_up_to_date,
 )
@@ -194,6 +195,22 @@ def test_a_window_holds_one_language_and_at_most_thirty_seconds_of_speech(region
         # A new window only where it had to start: a switch, or no room for the next region.
         assert (before[-1].language != after[0].language
                 or sum(region.seconds for region in [*before, after[0]]) > WINDOW_SECONDS)
+
+
+@given(st.lists(st.floats(0.5, WINDOW_SECONDS), max_size=40), st.integers(1, 8))
+def test_windows_are_batched_by_length_each_once(seconds, size):
+    batches = batches_by_length(seconds, size)
+    assert sorted(n for batch in batches for n in batch) == list(range(len(seconds)))
+    assert all(0 < len(batch) <= size for batch in batches)
+    ordered = [seconds[n] for batch in batches for n in batch]
+    assert ordered == sorted(ordered)
+
+
+def test_short_windows_are_not_encoded_at_the_length_of_long_ones():
+    # An episode's last windows: three short, six long. Cut into sixes in order, the
+    # short ones went with three long ones and were encoded at 30 s.
+    seconds = [4.0, 5.0, 7.0, 22.0, 28.0, 29.0, 30.0, 30.0, 30.0]
+    assert batches_by_length(seconds, 6) == [[0, 1, 2], [3, 4, 5, 6, 7, 8]]
 
 
 def test_a_region_with_far_fewer_words_than_its_speech_time_is_undertranscribed():
