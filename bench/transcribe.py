@@ -10,8 +10,8 @@ recording of about two minutes assembled from them:
   (c0) the same with the episodes' glossaries emptied: the decoding options of (a), (b)
 
 all with the embedded whisper base model, int8. Prints wall time, real-time factor,
-peak memory (the process's maximum resident set) and word error rate, and the ratios
-(a)/(c) and (b)/(c). `--hour` adds a one-hour recording through (c) alone, for memory.
+peak memory (the process's maximum resident set) and word error rate, the ratios
+(a)/(c) and (b)/(c), and what timing the words on the sound adds to (c). `--hour` adds a one-hour recording through (c) alone, for memory.
 
     python bench/transcribe.py [--hour]
 """
@@ -129,6 +129,27 @@ def worker(kind: str, manifest_path: Path, output: Path) -> None:
     output.write_text(json.dumps(results))
 
 
+def timing_worker(archive: Path, output: Path) -> None:
+    """(c) in this process, the seconds its words took to be timed on the sound counted apart."""
+    from pipeline import transcribe
+    from pipeline.cli import cli
+
+    spent = 0.0
+    refine = transcribe._on_sound
+
+    def counted(*arguments):
+        nonlocal spent
+        began = time.perf_counter()
+        result = refine(*arguments)
+        spent += time.perf_counter() - began
+        return result
+
+    transcribe._on_sound = counted
+    began = time.perf_counter()
+    cli(["--archive", str(archive), "transcribe", "--force"], standalone_mode=False)
+    output.write_text(json.dumps({"total": time.perf_counter() - began, "timing": spent}))
+
+
 def measure(command: list[str], env: dict) -> tuple[float, float]:
     """(wall seconds, peak resident memory in MiB) of one child process."""
     started = time.monotonic()
@@ -173,10 +194,14 @@ def audio_seconds(manifest: list[dict]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hour", action="store_true", help="also (c) on a one-hour recording")
-    parser.add_argument("--worker", choices=["sequential", "batched"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["sequential", "batched", "timing"], help=argparse.SUPPRESS)
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--archive", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.worker == "timing":
+        timing_worker(options.archive, options.output)
+        return
     if options.worker:
         worker(options.worker, options.manifest, options.output)
         return
@@ -246,6 +271,13 @@ def compare(name: str, folder: Path, build, env: dict, with_targets: bool) -> No
         print(f"(a)/(c) = {a / c:.2f}   (b)/(c) = {b / c:.2f}   WER (c) - WER (a) = {wer_c - wer_a:+.3f}   "
               "(clips of one or two windows: nothing to batch; targets are for the assembled recording)")
     print(f"without glossaries: (a)/(c0) = {a / c0:.2f}   (b)/(c0) = {b / c0:.2f}")
+    out = folder / "timing.json"
+    subprocess.run([sys.executable, __file__, "--worker", "timing", "--archive", str(archive), "--output", str(out)],
+                   check=True, env=env, capture_output=True)
+    share = json.loads(out.read_text())
+    print(f"words timed on the sound (refined after decoding): {share['timing']:.2f} s of "
+          f"{share['total']:.1f} s transcribing, {100 * share['timing'] / (share['total'] - share['timing']):.1f} % "
+          "more than transcription alone (target <= 15 %)")
 
 if __name__ == "__main__":
     main()

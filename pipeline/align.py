@@ -18,18 +18,29 @@ from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
 from .model import Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED
-from .speech import FRAME_SECONDS, Region, frame_levels, untranscribed
+from .speech import Region, untranscribed
 from .storage import atomic_write_json
 from .text import SENTENCE_END, fold, join_words
-from .timing import SpeechActivity, clean_word_times
+from .timing import (
+    WORD_TIMING,
+    WORD_TIMING_METHOD,
+    SpeechActivity,
+    clean_word_times,
+    find_pauses,
+    refine_ends,
+    refine_starts,
+)
 
 
 def align_archive(episodes: list[Episode]) -> list[Outcome]:
-    """Re-time the words of every transcript edited since podarchive last timed it.
+    """Re-time the words of every transcript edited since podarchive last timed it, or
+    timed by an older method.
 
     A producer's correction (see ``find_correction``) is force-aligned to the recording;
-    hand-edited times are only cleaned. The whisper model is loaded once, and only if
-    some corrected segment needs it.
+    hand-edited times are only cleaned. A transcript timed by an older method than
+    WORD_TIMING_METHOD has its own words force-aligned, unless a producer reviewed it
+    or edited its words: their times are kept. The whisper model is loaded once, and
+    only if some segment needs it.
     """
     aligner = ForcedAligner()
     outcomes = []
@@ -39,12 +50,14 @@ def align_archive(episodes: list[Episode]) -> list[Outcome]:
             if transcript is None:
                 continue
             correction = find_correction(episode, transcript)
-            if correction is None and transcript.timing_sha256 == transcript.words_digest():
+            timed_before = timed_by_older_method(transcript)
+            if correction is None and not timed_before and transcript.timing_sha256 == transcript.words_digest():
                 outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
                 continue
-            _retime(episode, transcript, correction, aligner)
+            _retime(episode, transcript, correction, aligner, own_words=timed_before)
             atomic_write_json(episode.transcript_path, transcript.to_json())
-            detail = f"{len(correction.segments)} corrected segment(s)" if correction else ""
+            detail = (f"{len(correction.segments)} corrected segment(s)" if correction
+                      else f"word times refined (timing method {WORD_TIMING_METHOD})" if timed_before else "")
             outcomes.append(Outcome(episode.slug, Status.ALIGNED, detail))
         except PodarchiveError as error:
             outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
@@ -52,8 +65,10 @@ def align_archive(episodes: list[Episode]) -> list[Outcome]:
 
 
 def _retime(episode: Episode, transcript: Transcript, correction: Correction | None,
-            aligner: ForcedAligner) -> Transcript:
+            aligner: ForcedAligner, *, own_words: bool) -> Transcript:
     tracks = dict(speaker_tracks(episode))
+    if own_words:
+        _align_own_words(transcript, tracks, aligner, corrected=set(correction.segments) if correction else set())
     if correction is not None:
         _apply(episode, transcript, correction, tracks, aligner)
     activity = {speaker: SpeechActivity(samples, SAMPLE_RATE) for speaker, samples in tracks.items()}
@@ -64,6 +79,33 @@ def _retime(episode: Episode, transcript: Transcript, correction: Correction | N
     transcript.gaps = [gap for gap in transcript.gaps if untranscribed(Region(gap.start, gap.end), words)]
     transcript.timing_sha256 = transcript.words_digest()
     return transcript
+
+
+def timed_by_older_method(transcript: Transcript) -> bool:
+    """Whether ``transcript``'s words, neither reviewed nor edited by a producer, were
+    timed by an older method than WORD_TIMING_METHOD."""
+    return (not transcript.reviewed and not _words_edited(transcript)
+            and transcript.options.get(WORD_TIMING, 1) != WORD_TIMING_METHOD)
+
+
+def _align_own_words(transcript: Transcript, tracks: dict[str, np.ndarray], aligner: ForcedAligner,
+                     corrected: set[int]) -> None:
+    """Each segment's own words (but the ``corrected`` ones, aligned as corrections) force-
+    aligned again, their texts and probabilities kept: whisper's words timed as a
+    correction is, without transcribing them again."""
+    for n, segment in enumerate(transcript.segments):
+        samples = tracks.get(segment.speaker)
+        if not segment.words or samples is None or n in corrected:
+            continue
+        end = _window_end(transcript, segment, len(samples) / SAMPLE_RATE)
+        if end - segment.start > MAX_WINDOW_SECONDS:
+            continue  # a hand-made segment longer than whisper hears: its times are kept
+        timed = aligner.align(transcript.model, samples, segment.start, end, [word.text for word in segment.words],
+                              segment.language or transcript.language)
+        for word, aligned in zip(segment.words, timed):
+            word.start, word.end = aligned.start, aligned.end
+        segment.start, segment.end = segment.words[0].start, segment.words[-1].end
+    transcript.options[WORD_TIMING] = WORD_TIMING_METHOD
 
 
 # --- A producer's correction --------------------------------------------------------------
@@ -326,17 +368,6 @@ def _window_end(transcript: Transcript, segment: Segment, track_seconds: float) 
 
 WINDOW_TAIL_SECONDS = 0.3
 MAX_WINDOW_SECONDS = 30.0  # whisper's encoder hears 30 s at most
-# Whisper's cross-attention puts word starts early: by a median of 15-135 ms on the
-# connected speech of bench/alignment.py (espeak-ng sentences, real recordings); 50 ms
-# suits both languages there, where 30 ms left English early and 70 ms made French late.
-START_BIAS_SECONDS = 0.05
-# A pause inside a word's span: at least this long (stop closures are shorter), and
-# quieter than a quarter of the way from the window's floor (5th percentile of 10 ms
-# frame levels) to its speech (95th percentile), and at least 20 dB under the speech.
-MIN_PAUSE_SECONDS = 0.1
-PAUSE_LEVEL_FRACTION = 0.25
-PAUSE_BELOW_SPEECH_DB = 20.0
-MIN_START_STEP_SECONDS = 0.03
 
 
 class ForcedAligner:
@@ -365,7 +396,7 @@ class ForcedAligner:
         times = attention_times(whisper, clip, words, language)
         pauses = find_pauses(clip, SAMPLE_RATE)
         starts = refine_starts([t[0] for t in times], [t[1] for t in times], pauses)
-        ends = _word_ends(starts, [t[1] for t in times], pauses)
+        ends = refine_ends(starts, pauses, len(clip) / SAMPLE_RATE)
         return [Word(text, round(start + s, 3), round(start + e, 3), round(p, 4))
                 for text, s, e, (_, _, p) in zip(words, starts, ends, times)]
 
@@ -399,47 +430,3 @@ def attention_times(whisper, clip: np.ndarray, words: list[str],
     return [(starts[bounds[n]], ends[bounds[n + 1]],
              float(np.mean(probabilities[bounds[n]:bounds[n + 1]])))
             for n in range(len(words))]
-
-
-def refine_starts(starts: list[float], ends: list[float],
-                  pauses: list[tuple[float, float]]) -> list[float]:
-    """Word starts moved from where whisper's attention puts them to where the words sound.
-
-    A word whose span holds a pause, with less of the span before the pause than
-    after it, starts where the sound after the pause starts (whisper tends to start a
-    word where the previous one ends). Any other word starts START_BIAS_SECONDS later
-    than whisper says. Starts stay in order; measured in bench/alignment.py.
-    """
-    refined: list[float] = []
-    for start, end in zip(starts, ends):
-        after_pause = [b for a, b in pauses if start < b < end and a - start <= end - b]
-        moved = after_pause[-1] if after_pause else start + START_BIAS_SECONDS
-        if refined:
-            moved = max(moved, refined[-1] + MIN_START_STEP_SECONDS)
-        refined.append(moved)
-    return refined
-
-
-def _word_ends(starts: list[float], ends: list[float],
-               pauses: list[tuple[float, float]]) -> list[float]:
-    """Each word ends where the next starts, or where its sound stops before a pause."""
-    result = []
-    for n, start in enumerate(starts):
-        end = starts[n + 1] if n + 1 < len(starts) else max(ends[n] + START_BIAS_SECONDS, start)
-        silent_from = [a for a, b in pauses if start < a < end]
-        result.append(silent_from[0] if silent_from else end)
-    return result
-
-
-def find_pauses(samples: np.ndarray, sample_rate: int) -> list[tuple[float, float]]:
-    """(start, end) seconds of the pauses in ``samples`` (see MIN_PAUSE_SECONDS)."""
-    level = frame_levels(samples, sample_rate)
-    if level.size == 0:
-        return []
-    floor, speech = np.percentile(level, 5), np.percentile(level, 95)
-    threshold = min(floor + PAUSE_LEVEL_FRACTION * (speech - floor), speech - PAUSE_BELOW_SPEECH_DB)
-    quiet = np.concatenate([[False], level < threshold, [False]]).astype(np.int8)
-    edges = np.diff(quiet)
-    return [(a * FRAME_SECONDS, b * FRAME_SECONDS)
-            for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
-            if (b - a) * FRAME_SECONDS >= MIN_PAUSE_SECONDS - 1e-9]

@@ -8,12 +8,33 @@ import numpy as np
 from .model import Segment, Word
 from .speech import FRAME_SECONDS, frame_levels
 
+# How word times are made, recorded in every transcript's options: a transcript timed
+# another way is timed again by the align stage (never transcribed again). 1 (or none
+# recorded): whisper's cross-attention times, cleaned. 2: refined on the sound, starts
+# after pauses and ends where the sound stops (refine_starts, refine_ends).
+WORD_TIMING = "word_timing"
+WORD_TIMING_METHOD = 2
 MIN_WORD_SECONDS = 0.02  # one whisper frame
 # A word whose last LONG_SILENCE seconds are silent ends where its sound ends, plus a tail.
 LONG_SILENCE_SECONDS = 0.4
 WORD_TAIL_SECONDS = 0.1
 # Frames quieter than this below the recording's loud speech (95th percentile) are silence.
 SILENCE_BELOW_SPEECH_DB = 35.0
+
+# Whisper's cross-attention puts word starts early: by a median of 15-135 ms on the
+# connected speech of bench/alignment.py (espeak-ng sentences, real recordings); 50 ms
+# suits both languages there, where 30 ms left English early and 70 ms made French late.
+START_BIAS_SECONDS = 0.05
+# A pause inside a word's span: at least this long (stop closures are shorter), and
+# quieter than a quarter of the way from the window's floor (5th percentile of 10 ms
+# frame levels) to its speech (95th percentile), and at least 20 dB under the speech.
+MIN_PAUSE_SECONDS = 0.1
+PAUSE_LEVEL_FRACTION = 0.25
+PAUSE_BELOW_SPEECH_DB = 20.0
+MIN_START_STEP_SECONDS = 0.03
+# Measured on the real pieces of bench/alignment.py: "And" after a pause, whisper's span
+# 340 ms of "country." then the pause then the word, started 580 ms early.
+WORD_AFTER_PAUSE_SECONDS = 0.15
 
 
 class SpeechActivity:
@@ -55,3 +76,51 @@ def _end_at_sound(word: Word, activity: SpeechActivity) -> None:
     sound_end = activity.last_sound_before(word.start, word.end)
     if sound_end is not None and word.end - sound_end >= LONG_SILENCE_SECONDS:
         word.end = round(sound_end + WORD_TAIL_SECONDS, 3)
+
+
+def refine_starts(starts: list[float], ends: list[float],
+                  pauses: list[tuple[float, float]]) -> list[float]:
+    """Word starts moved from where whisper's attention puts them to where the words sound.
+
+    A word whose span holds a pause starts where the sound after the pause starts if
+    less of its span lies before the pause than after it, or a word's worth
+    (WORD_AFTER_PAUSE_SECONDS) after it: whisper tends to start a word where the
+    previous one ends, and ends a sentence's last word early, so a word after a pause
+    often spans the end of the previous one. Any other word starts START_BIAS_SECONDS
+    later than whisper says. Starts stay in order; measured in bench/alignment.py.
+    """
+    refined: list[float] = []
+    for start, end in zip(starts, ends):
+        after_pause = [b for a, b in pauses
+                       if start < b < end and (a - start <= end - b or end - b >= WORD_AFTER_PAUSE_SECONDS)]
+        moved = after_pause[-1] if after_pause else start + START_BIAS_SECONDS
+        if refined:
+            moved = max(moved, refined[-1] + MIN_START_STEP_SECONDS)
+        refined.append(moved)
+    return refined
+
+
+def refine_ends(starts: list[float], pauses: list[tuple[float, float]], until: float) -> list[float]:
+    """Each word ends where the next starts, or where its sound stops before a pause; the
+    last one where the sound stops before ``until`` (whisper ends a sentence's last word
+    early: by 160-340 ms on the real pieces of bench/alignment.py)."""
+    result = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else max(until, start)
+        silent_from = [a for a, b in pauses if start < a < end]
+        result.append(silent_from[0] if silent_from else end)
+    return result
+
+
+def find_pauses(samples: np.ndarray, sample_rate: int) -> list[tuple[float, float]]:
+    """(start, end) seconds of the pauses in ``samples`` (see MIN_PAUSE_SECONDS)."""
+    level = frame_levels(samples, sample_rate)
+    if level.size == 0:
+        return []
+    floor, speech = np.percentile(level, 5), np.percentile(level, 95)
+    threshold = min(floor + PAUSE_LEVEL_FRACTION * (speech - floor), speech - PAUSE_BELOW_SPEECH_DB)
+    quiet = np.concatenate([[False], level < threshold, [False]]).astype(np.int8)
+    edges = np.diff(quiet)
+    return [(a * FRAME_SECONDS, b * FRAME_SECONDS)
+            for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
+            if (b - a) * FRAME_SECONDS >= MIN_PAUSE_SECONDS - 1e-9]

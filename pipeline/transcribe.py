@@ -32,7 +32,15 @@ from .speech import (
 )
 from .storage import atomic_write_json, cache_dir, sha256_file
 from .text import CLAUSE_END, SENTENCE_END, join_words
-from .timing import SpeechActivity, clean_word_times
+from .timing import (
+    WORD_TIMING,
+    WORD_TIMING_METHOD,
+    SpeechActivity,
+    clean_word_times,
+    find_pauses,
+    refine_ends,
+    refine_starts,
+)
 
 # Long recordings go through the model this many seconds at a time (memory stays
 # flat), each cut at the quietest moment within CUT_SEARCH_SECONDS of its end.
@@ -44,8 +52,10 @@ CUT_SEARCH_SECONDS = 30
 # again on their own and the rest recorded as gaps.
 SPEECH_REGIONS_METHOD = 2
 REVIEWED_NOTICE = "reviewed by a producer: never overwritten"
-# Transcript segments: cut at pauses this long, and kept under this length.
-SEGMENT_PAUSE_SECONDS = 1.0
+# Transcript segments: cut at pauses this long, and kept under this length. The pause is
+# silence, words ending where their sound does: a speaker's pause for effect inside a
+# sentence (jfk's "ask not [1.1 s] what your country") stays in its segment.
+SEGMENT_PAUSE_SECONDS = 1.5
 MAX_SEGMENT_SECONDS = 20.0
 
 Progress = Callable[[float], None]
@@ -107,10 +117,13 @@ def decoding_options(archive: Archive, episode: Episode, options: TranscribeOpti
 
 
 def is_up_to_date(existing: Transcript, audio_sha256: str, model: str, options: DecodingOptions) -> bool:
+    """Whether ``existing`` holds the words these options would decode; how they are
+    timed is the align stage's to bring up to date."""
+    decoded_with = {key: value for key, value in existing.options.items() if key != WORD_TIMING}
     return (
         existing.audio_sha256 == audio_sha256
         and existing.model == model
-        and existing.options == options.recorded()
+        and decoded_with == options.recorded()
     )
 
 
@@ -280,7 +293,7 @@ def transcribe_episode(
         language=main_language,
         duration=round(duration, 3),
         model=model_id,
-        options=opts.recorded(),
+        options={**opts.recorded(), WORD_TIMING: WORD_TIMING_METHOD},
         audio_sha256=audio_sha256,
         segments=segments,
         podarchive_version=__version__,
@@ -485,8 +498,8 @@ class _Decoder:
                 np.ascontiguousarray(np.asarray(encoder_output)[mine]))
             whisper.add_word_timestamps([outputs[n] for n in mine], tokenizer, encoded, [sizes[n] for n in mine],
                                         PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
-        return [[] if quiet else _placed(window, output[0].get("words", []), window[0].language)
-                for window, output, quiet in zip(batch, outputs, silent)]
+        return [[] if quiet else _placed(window, _on_sound(output[0].get("words", []), clip), window[0].language)
+                for window, output, quiet, clip in zip(batch, outputs, silent, clips)]
 
     def _decode_all(self, audio: np.ndarray, windows: list[list[Region]],
                     advance: Callable[[float], None] | None = None) -> list[list[Segment]]:
@@ -533,14 +546,24 @@ class _Decoder:
         found, _ = self.whisper.transcribe(
             clip, language=region.language or None, beam_size=self.beam_size, word_timestamps=True,
             vad_filter=False, condition_on_previous_text=False, hotwords=self.hotwords)
-        pieces = []
-        for part in found:
-            piece = _piece(part.text, part.start, part.end,
-                           [(w.word, w.start, w.end, w.probability) for w in part.words or []],
-                           region.language)
-            _move(piece, region.start)
-            pieces.append(piece)
-        return pieces
+        words = _on_sound([{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                           for part in found for w in part.words or []], clip)
+        piece = _piece("", 0.0, region.seconds, [(w["word"], w["start"], w["end"], w["probability"]) for w in words],
+                       region.language)
+        _move(piece, region.start)
+        return [piece] if piece.words else []
+
+
+def _on_sound(found_words: list[dict], clip: np.ndarray) -> list[dict]:
+    """Whisper's words (dicts with start and end in seconds of ``clip``) moved to where
+    they sound: its cross-attention times refined on the pauses, as forced alignment does."""
+    if not found_words:
+        return found_words
+    pauses = find_pauses(clip, SAMPLE_RATE)
+    ends = [word["end"] for word in found_words]
+    starts = refine_starts([word["start"] for word in found_words], ends, pauses)
+    return [{**word, "start": start, "end": end}
+            for word, start, end in zip(found_words, starts, refine_ends(starts, pauses, len(clip) / SAMPLE_RATE))]
 
 
 def _runs_of_one_language(pieces: list[Segment]) -> list[Segment]:
