@@ -275,8 +275,8 @@ def compare(name: str, folder: Path, build, env: dict, with_targets: bool) -> No
     subprocess.run([sys.executable, __file__, "--worker", "timing", "--archive", str(archive), "--output", str(out)],
                    check=True, env=env, capture_output=True)
     share = json.loads(out.read_text())
-    print(f"words timed on the sound (refined after decoding): {share['timing']:.2f} s of "
-          f"{share['total']:.1f} s transcribing, {100 * share['timing'] / (share['total'] - share['timing']):.1f} % "
+    print(f"words timed on the sound (refined after decoding): {1000 * share['timing']:.1f} ms of "
+          f"{share['total']:.1f} s transcribing, {100 * share['timing'] / (share['total'] - share['timing']):.2f} % "
           "more than transcription alone (target <= 15 %)")
 
 if __name__ == "__main__":

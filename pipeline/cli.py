@@ -297,7 +297,8 @@ def align(ctx, slugs) -> None:
     that did not change keep their times, and the transcript becomes reviewed. A text
     that does not belong to the recording is refused. Other hand-edited times are made
     ordered and positive, kept inside their segment, and a word stretched over the
-    silence after it ends where its sound ends.
+    silence after it ends where its sound ends. A transcript whose words were timed by
+    an older method (and never reviewed nor edited) has them force-aligned again.
     """
     _run_stage(ctx, build.align, slugs=list(slugs))
 
