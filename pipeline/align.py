@@ -92,19 +92,34 @@ def _align_own_words(transcript: Transcript, tracks: dict[str, np.ndarray], alig
                      corrected: set[int]) -> None:
     """Each segment's own words (but the ``corrected`` ones, aligned as corrections) force-
     aligned again, their texts and probabilities kept: whisper's words timed as a
-    correction is, without transcribing them again."""
+    correction is, without transcribing them again.
+
+    Consecutive segments of one speaker and language are aligned together, up to
+    MAX_WINDOW_SECONDS at a time: measured on a 12.9-minute French recording (107
+    segments), a segment at a time took 43 s, longer than transcribing it.
+    """
+    runs: list[list[Segment]] = [[]]
     for n, segment in enumerate(transcript.segments):
-        samples = tracks.get(segment.speaker)
-        if not segment.words or samples is None or n in corrected:
+        if not segment.words or tracks.get(segment.speaker) is None or n in corrected:
+            runs.append([])  # a run never spans a segment it leaves out
             continue
-        end = _window_end(transcript, segment, len(samples) / SAMPLE_RATE)
-        if end - segment.start > MAX_WINDOW_SECONDS:
+        run = runs[-1]
+        if run and ((run[0].speaker, run[0].language) != (segment.speaker, segment.language)
+                    or segment.end - run[0].start > MAX_WINDOW_SECONDS - WINDOW_TAIL_SECONDS):
+            runs.append(run := [])
+        run.append(segment)
+    for run in filter(None, runs):
+        samples = tracks[run[0].speaker]
+        start, end = run[0].start, _window_end(transcript, run[-1], len(samples) / SAMPLE_RATE)
+        if end - start > MAX_WINDOW_SECONDS:
             continue  # a hand-made segment longer than whisper hears: its times are kept
-        timed = aligner.align(transcript.model, samples, segment.start, end, [word.text for word in segment.words],
-                              segment.language or transcript.language)
-        for word, aligned in zip(segment.words, timed):
+        words = [word for segment in run for word in segment.words]
+        timed = aligner.align(transcript.model, samples, start, end, [word.text for word in words],
+                              run[0].language or transcript.language)
+        for word, aligned in zip(words, timed):
             word.start, word.end = aligned.start, aligned.end
-        segment.start, segment.end = segment.words[0].start, segment.words[-1].end
+        for segment in run:
+            segment.start, segment.end = segment.words[0].start, segment.words[-1].end
     transcript.options[WORD_TIMING] = WORD_TIMING_METHOD
 
 
