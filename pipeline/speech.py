@@ -35,9 +35,12 @@ WINDOW_SECONDS = 30.0
 # a region of speech at least GUARDED_SECONDS long with fewer than MIN_WORDS_PER_SECOND
 # words a second is decoded again, and one still without a word is a gap. Measured on
 # bench/longform.py: at half a word a second, a region whose second half whisper skipped
-# (its three words misplaced there from later speech) went unnoticed.
+# (its three words misplaced there from later speech) went unnoticed; at one word a
+# second, a 2-second region holding "tuant ainsi dix-sept personnes", where whisper put
+# one word of the next sentence. At one and a half, one region more in 12 minutes of
+# French (0.9 s more time) is decoded again.
 GUARDED_SECONDS = 1.0
-MIN_WORDS_PER_SECOND = 1.0
+MIN_WORDS_PER_SECOND = 1.5
 
 
 @dataclass

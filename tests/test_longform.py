@@ -215,9 +215,9 @@ def test_short_windows_are_not_encoded_at_the_length_of_long_ones():
 
 def test_a_region_with_far_fewer_words_than_its_speech_time_is_undertranscribed():
     region = Region(10.0, 20.0)
-    words = [Word(f"w{n}", 10.0 + n, 10.4 + n, 0.9) for n in range(10)]
+    words = [Word(f"w{n}", 10.0 + n * 0.65, 10.4 + n * 0.65, 0.9) for n in range(15)]  # 1.5 a second
     assert not undertranscribed(region, words)
-    assert undertranscribed(region, words[:3])
+    assert undertranscribed(region, words[:10])  # a third of its speech left out
     assert not undertranscribed(Region(10.0, 10.8), [])  # too short to say
     assert undertranscribed(Region(12.0, 18.0), words, offset=-100.0)
     # A gap is speech with no word at all: a second holding one word is none.
