@@ -49,8 +49,9 @@ CUT_SEARCH_SECONDS = 30
 # How speech is found and decoded, recorded in every transcript's options: when it
 # changes, transcripts made the old way are transcribed again. 2: each passage lifted to
 # speech level, one language a decoding window, regions left without words decoded
-# again on their own and the rest recorded as gaps.
-SPEECH_REGIONS_METHOD = 2
+# again on their own and the rest recorded as gaps. 3: regions with under one and a half
+# words a second of speech decoded again (MIN_WORDS_PER_SECOND), not under one.
+SPEECH_REGIONS_METHOD = 3
 REVIEWED_NOTICE = "reviewed by a producer: never overwritten"
 # Transcript segments: cut at pauses this long, and kept under this length. The pause is
 # silence, words ending where their sound does: a speaker's pause for effect inside a
@@ -354,7 +355,7 @@ APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 NO_SPEECH_PROBABILITY = 0.6
 ENCODED_SECONDS = 10.0
 UNLIKELY_LOG_PROBABILITY = -1.0
-BATCH_OVERHEAD_WINDOWS = 2.0
+BATCH_OVERHEAD_WINDOWS = 2.0  # what a batch costs beyond its windows: see batches_by_length
 # Whisper hears a region's language in its first LANGUAGE_SECONDS. A region shorter than
 # LANGUAGE_SURE_SECONDS takes the language of the nearest speech, and one shorter than
 # LANGUAGE_ISLAND_SECONDS the language of the speech on both sides of it: a second or two
