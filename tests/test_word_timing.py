@@ -2,8 +2,10 @@
 whose times are known (jfk.flac, hand-labelled), and old transcripts timed again."""
 
 import json
+import re
 import shutil
 from dataclasses import replace
+from difflib import SequenceMatcher
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from pipeline.archive import read_transcript
 from pipeline.cli import cli
 from pipeline.model import Segment, Word
 from pipeline.storage import atomic_write_json
+from pipeline.text import fold
 from pipeline.timing import WORD_TIMING, WORD_TIMING_METHOD, refine_ends, refine_starts
 
 from conftest import REFERENCES, copy_archive, write_transcript
@@ -22,10 +25,18 @@ LABELS = json.loads((REFERENCES / "jfk.words.json").read_text(encoding="utf-8"))
 
 
 def errors_ms(words: list[Word], which: str) -> list[float]:
-    """Absolute errors of the words' starts or ends where a label says when."""
-    assert [w.text for w in words] == [label["word"] for label in LABELS]
-    return [abs(getattr(word, which) - label[which]) * 1000
-            for word, label in zip(words, LABELS) if label[which] is not None]
+    """Absolute errors of the words' starts or ends where a label says when, for the
+    labelled words whisper heard (matched without case, accents or punctuation; the
+    model's exact words vary with cores and versions)."""
+    def key(text: str) -> str:
+        return re.sub(r"\W", "", fold(text))
+
+    matcher = SequenceMatcher(None, [key(w.text) for w in words], [key(label["word"]) for label in LABELS],
+                              autojunk=False)
+    pairs = [(words[i + k], LABELS[j + k]) for i, j, size in matcher.get_matching_blocks() for k in range(size)]
+    labelled = [(word, label) for word, label in pairs if label[which] is not None]
+    assert len(labelled) >= 0.8 * sum(label[which] is not None for label in LABELS)
+    return [abs(getattr(word, which) - label[which]) * 1000 for word, label in labelled]
 
 
 def published_words(root) -> list[Word]:
