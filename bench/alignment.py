@@ -71,7 +71,7 @@ from pipeline.align import ForcedAligner
 from pipeline.archive import Episode
 from pipeline.audio import SAMPLE_RATE
 from pipeline.embedded_model import EMBEDDED_MODEL
-from pipeline.text import fold
+from pipeline.text import word_key
 from pipeline.transcribe import DEFAULT_OPTIONS, DecodingOptions, transcribe_episode
 
 # Word starts `podarchive run` publishes: (median, 90th percentile) at most, in ms, for
@@ -292,14 +292,10 @@ def group(name: str) -> str:
     return next(kind for kind in TARGETS if name.startswith(kind))
 
 
-def _key(word: str) -> str:
-    return fold(word).strip(".,;:!?«»\"'")
-
-
 def matched(heard: list[tuple[str, float, float]], truth) -> dict[int, tuple[float, float]]:
     """(start, end) of each true word a method heard, matched on folded text: a word it
     misheard is not counted, so its n is smaller where it misheard."""
-    matcher = SequenceMatcher(None, [_key(word) for word, _, _ in heard], [_key(word) for word, *_ in truth],
+    matcher = SequenceMatcher(None, [word_key(word) for word, _, _ in heard], [word_key(word) for word, *_ in truth],
                               autojunk=False)
     return {j + k: heard[i + k][1:] for i, j, size in matcher.get_matching_blocks() for k in range(size)}
 

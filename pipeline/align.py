@@ -20,7 +20,7 @@ from .model import Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED
 from .speech import Region, untranscribed
 from .storage import atomic_write_json
-from .text import SENTENCE_END, fold, join_words
+from .text import SENTENCE_END, join_words, word_key
 from .timing import (
     WORD_TIMING,
     WORD_TIMING_METHOD,
@@ -288,7 +288,7 @@ def map_words_to_segments(old: list[list[str]], new: list[str], *,
         if shared:
             shared[0] = list(new)
         return shared
-    matcher = SequenceMatcher(None, [_key(w) for _, w in flat], [_key(w) for w in new],
+    matcher = SequenceMatcher(None, [word_key(w) for _, w in flat], [word_key(w) for w in new],
                               autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag in ("equal", "replace"):
@@ -312,14 +312,10 @@ def _insertion_segment(flat: list[tuple[int, str]], position: int, private: set[
     return after[0] if before[1].endswith(SENTENCE_END) else before[0]
 
 
-def _key(word: str) -> str:
-    return re.sub(r"\W", "", fold(word))
-
-
 def similarity(old: list[str], new: list[str]) -> float:
     """Share of words two texts have in common, in order (0 to 1), ignoring case,
     accents and punctuation."""
-    return SequenceMatcher(None, [_key(w) for w in old], [_key(w) for w in new],
+    return SequenceMatcher(None, [word_key(w) for w in old], [word_key(w) for w in new],
                            autojunk=False).ratio()
 
 
@@ -338,7 +334,7 @@ def _apply(episode: Episode, transcript: Transcript, correction: Correction,
     forced-aligned times otherwise."""
     for n, words in sorted(correction.segments.items()):
         segment = transcript.segments[n]
-        if [_key(w) for w in words] == [_key(w) for w in correction.timed[n]] \
+        if [word_key(w) for w in words] == [word_key(w) for w in correction.timed[n]] \
                 and len(words) == len(segment.words):
             for word, text in zip(segment.words, words):
                 word.text = text

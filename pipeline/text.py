@@ -30,6 +30,12 @@ def fold(text: str) -> str:
     return _INVISIBLE_OR_MARK.sub("", decomposed).translate(_LIGATURES)
 
 
+def word_key(word: str) -> str:
+    """A word as matching compares it: folded, without its punctuation ("Américains,"
+    is "americains"), so a correction or a reference matches whisper's spelling."""
+    return regex.sub(r"\W", "", fold(word))
+
+
 def without_accents(text: str) -> str:
     """``text`` with its accents left out and its case kept: "Écoute" reads "Ecoute"."""
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))

@@ -2,7 +2,6 @@
 whose times are known (jfk.flac, hand-labelled), and old transcripts timed again."""
 
 import json
-import re
 import shutil
 from dataclasses import replace
 from difflib import SequenceMatcher
@@ -15,7 +14,7 @@ from pipeline.archive import read_transcript
 from pipeline.cli import cli
 from pipeline.model import Segment, Word
 from pipeline.storage import atomic_write_json
-from pipeline.text import fold
+from pipeline.text import word_key
 from pipeline.timing import WORD_TIMING, WORD_TIMING_METHOD, refine_ends, refine_starts
 
 from conftest import REFERENCES, copy_archive, write_transcript
@@ -28,10 +27,7 @@ def errors_ms(words: list[Word], which: str) -> list[float]:
     """Absolute errors of the words' starts or ends where a label says when, for the
     labelled words whisper heard (matched without case, accents or punctuation; the
     model's exact words vary with cores and versions)."""
-    def key(text: str) -> str:
-        return re.sub(r"\W", "", fold(text))
-
-    matcher = SequenceMatcher(None, [key(w.text) for w in words], [key(label["word"]) for label in LABELS],
+    matcher = SequenceMatcher(None, [word_key(w.text) for w in words], [word_key(label["word"]) for label in LABELS],
                               autojunk=False)
     pairs = [(words[i + k], LABELS[j + k]) for i, j, size in matcher.get_matching_blocks() for k in range(size)]
     labelled = [(word, label) for word, label in pairs if label[which] is not None]
