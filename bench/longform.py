@@ -11,13 +11,15 @@ bundled episodes), each clip's place known:
 
 and transcribes each with `podarchive transcribe` of this checkout and of an earlier
 revision (--against, default the last main before long recordings were guarded), each
-in a process of its own, model loading included, the fastest of --repeat rounds kept
-(the revisions take turns: this machine's speed drifts by a fifth over minutes). Each
-distinct clip is also transcribed alone. Prints, per recording and revision: wall time,
-pooled word error rate against the same clips transcribed alone, the lowest coverage of
-any clip (words found / reference words), the gaps recorded; then the time ratios.
+in a process of its own, model loading included, in --repeat rounds (the revisions take
+turns). Each distinct clip is also transcribed alone. Prints, per recording and
+revision: the fastest wall time, pooled word error rate against the same clips
+transcribed alone, the lowest coverage of any clip (words found / reference words), the
+gaps recorded; then the time ratios: each round's (its two runs one right after the
+other: this machine's speed drifts by a fifth over minutes, by as much between two
+benches) and their median.
 
-    python bench/longform.py [--against REV] [--minutes 22] [--repeat 2]
+    python bench/longform.py [--against REV] [--minutes 22] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -152,15 +154,14 @@ def transcribe(folder: Path, code: Path) -> float:
     return time.perf_counter() - began
 
 
-def fastest(runs: dict[str, tuple[Path, Path]], repeat: int) -> dict[str, float]:
-    """The fewest seconds each of ``runs`` (label: archive, checkout) took in ``repeat``
-    rounds, the labels taking turns: this machine's speed drifts by a fifth over minutes,
-    and its other work only ever adds time."""
+def timed(runs: dict[str, tuple[Path, Path]], repeat: int) -> dict[str, list[float]]:
+    """The seconds each of ``runs`` (label: archive, checkout) took in each of ``repeat``
+    rounds, the labels taking turns."""
     took: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(repeat):
         for label, (folder, code) in runs.items():
             took[label].append(transcribe(folder, code))
-    return {label: min(seconds) for label, seconds in took.items()}
+    return took
 
 
 def words_of(folder: Path, slug: str) -> tuple[list[dict], list[dict]]:
@@ -217,7 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", default=BEFORE_GUARD, help="the earlier revision to time")
     parser.add_argument("--minutes", type=float, default=22.0, help="length of the bilingual recording")
-    parser.add_argument("--repeat", type=int, default=2, help="runs to time, the fastest kept")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds to time")
     arguments = parser.parse_args()
     rng = random.Random(12)
     with tempfile.TemporaryDirectory(prefix="longform-") as scratch:
@@ -241,7 +242,7 @@ def run(work: Path, before: Path, minutes: float, repeat: int, rng: random.Rando
     print(f"clips alone ({sys.executable}) …", flush=True)
     alone = {"auto": alone_texts(work, sorted({**FRENCH, **ENGLISH}), "auto"),
              "fr": alone_texts(work, sorted(FRENCH), "fr")}
-    rows = []
+    ratios = {}
     for name, (order, language) in recordings.items():
         path = work / "audio" / f"{name}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,10 +250,11 @@ def run(work: Path, before: Path, minutes: float, repeat: int, rng: random.Rando
         seconds = places[-1]["end"]
         runs = {label: (archive_with(work / f"{name}-{label}", {name: (path, language)}), code)
                 for label, code in (("before", before), ("now", REPO))}
-        for label, took in fastest(runs, repeat).items():
+        took = timed(runs, repeat)
+        ratios[name] = [now / before for before, now in zip(took["before"], took["now"])]
+        for label, rounds in took.items():
             words, gaps = words_of(runs[label][0], name)
-            rows.append((name, label, seconds, took, score(words, places, alone[language]), gaps))
-            print_row(rows[-1])
+            print_row((name, label, seconds, min(rounds), score(words, places, alone[language]), gaps))
     runs = {}
     for label, code in (("before", before), ("now", REPO)):
         folder = work / f"bundled-{label}"
@@ -260,14 +262,15 @@ def run(work: Path, before: Path, minutes: float, repeat: int, rng: random.Rando
         shutil.copy(REPO / "archive.toml", folder / "archive.toml")
         shutil.copy(REPO / "cover.png", folder / "cover.png")
         runs[label] = (folder, code)
-    for label, took in fastest(runs, repeat).items():
-        rows.append(("bundled", label, 0.0, took, None, []))
-        print(f"bundled    {label:6} {took:7.1f} s wall", flush=True)
+    took = timed(runs, repeat)
+    ratios["bundled"] = [now / before for before, now in zip(took["before"], took["now"])]
+    for label, rounds in took.items():
+        print(f"bundled    {label:6} {min(rounds):7.1f} s wall", flush=True)
     print()
-    times = {(name, label): took for name, label, _, took, _, _ in rows}
-    for name in ("bilingual", "french", "bundled"):
-        ratio = times[(name, "now")] / times[(name, "before")]
-        print(f"time now / before, {name:9}: {ratio:.2f} ({100 * (ratio - 1):+.0f} %)")
+    for name, each in ratios.items():
+        ratio = float(np.median(each))
+        print(f"time now / before, {name:9}: {ratio:.2f} ({100 * (ratio - 1):+.0f} %)   "
+              f"rounds: {', '.join(f'{r:.2f}' for r in each)}")
 
 
 def print_row(row) -> None:
