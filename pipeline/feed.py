@@ -1,4 +1,5 @@
-"""Publish: the enclosures, chapters and the RSS feed under feed/, for podcast apps.
+"""Publish: the enclosures, chapters and the RSS feed under feed/, for podcast apps, and
+with the feed the website's pages (site.py), which list the same episodes.
 
 feed/feed.xml is RSS 2.0 with the iTunes tags Apple requires and the Podcasting 2.0
 namespace (https://podcastindex.org/namespace/1.0), written by feedgen; the podcast:
@@ -35,6 +36,7 @@ from .privacy import (
     each_episode,
     withdraw_file,
 )
+from .site import write_site
 from .storage import write_if_changed
 from .text import without_accents
 
@@ -302,10 +304,12 @@ def _drawn_cover_notice(view: PublicView) -> list[Outcome]:
 
 
 def withdraw(view: PublicView) -> list[Outcome]:
-    """Remove every mp3 that is no longer safe, then write feed.xml (if there is one)
-    anew with only the episodes the view lets through and whose files are in place."""
+    """Remove every mp3 that is no longer safe, then write feed.xml and the website's
+    pages (if there are any) anew with only the episodes the view lets through and whose
+    files are in place."""
     outcomes = withdraw_unsafe_audio(view)
-    if not layout.feed_file(view.archive.root).exists():
+    root = view.archive.root
+    if not layout.feed_file(root).exists() and not layout.home_page(root).exists():
         return outcomes
     listed = []
     for episode in view.episodes:
@@ -333,11 +337,13 @@ def _in_place(archive: PublicArchive, episode: PublicEpisode) -> PublishedAudio:
 def _write_feed(view: PublicView, listed: list[tuple[PublicEpisode, PublishedAudio]]) -> list[Outcome]:
     path = layout.feed_file(view.archive.root)
     if not view.open_to_publish:
-        return [withdraw_file(path, layout.FEED_FILE, "removed")] if path.exists() else []
+        return [withdraw_file(published, published.name, "removed")
+                for published in (path, layout.home_page(view.archive.root)) if published.exists()]
     try:
-        if write_if_changed(path, build_feed(view.archive, listed)):
-            return [Outcome(layout.FEED_FILE, Status.WRITTEN, f"{len(listed)} episode(s)")]
-        return []
+        cover = cover_url(view.archive)
+        written = write_if_changed(path, build_feed(view.archive, listed, cover))
+        site = write_site(view, listed, cover)
+        return [Outcome(layout.FEED_FILE, Status.WRITTEN, f"{len(listed)} episode(s)")] * written + site
     except Exception as error:  # noqa: BLE001 - the previous feed.xml stays, if it may
         failure = as_podarchive_error(error, path)
         removed = _withdraw_previous_feed(view, path)
@@ -362,7 +368,12 @@ def _withdraw_previous_feed(view: PublicView, path: Path) -> list[Outcome]:
                                                    "now and could not be written anew")]
 
 
-def build_feed(archive: PublicArchive, episodes: list[tuple[PublicEpisode, PublishedAudio]]) -> bytes:
+def cover_url(archive: PublicArchive) -> str:
+    """The archive's cover, published under feed/ (drawn when archive.toml gives none)."""
+    return _image_url(archive, archive.image, layout.feed_dir(archive.root)) or _drawn_cover(archive)
+
+
+def build_feed(archive: PublicArchive, episodes: list[tuple[PublicEpisode, PublishedAudio]], image: str) -> bytes:
     """feed.xml's bytes: the same episodes always give the same bytes (no build-time clock)."""
     fg = FeedGenerator()
     fg.register_extension("podcast", AppleExtension, AppleEntryExtension, atom=False)
@@ -375,7 +386,6 @@ def build_feed(archive: PublicArchive, episodes: list[tuple[PublicEpisode, Publi
     fg.generator(f"podarchive {__version__}")
     if archive.license:
         fg.rights(archive.license)
-    image = _image_url(archive, archive.image, layout.feed_dir(archive.root)) or _drawn_cover(archive)
     fg.podcast.itunes_author(archive.author)
     fg.podcast.itunes_summary(archive.description)
     fg.podcast.itunes_explicit("yes" if archive.explicit else "no")

@@ -23,6 +23,8 @@ SCRATCH_DIR = Path(".podarchive.tmp")
 LOCK_FILE = ".podarchive.lock"
 ENGINE_DIR = INDEX_DIR / "whoosh"
 AUDIO_FILE = "audio.mp3"
+# The website's pages: the archive's home, and each episode's.
+PAGE_FILE = "index.html"
 CHAPTERS_FILE = "chapters.json"
 # The published transcript of each format is transcript.<format>.
 TRANSCRIPT_STEM = "transcript"
@@ -38,6 +40,14 @@ def feed_file(root: Path) -> Path:
 
 def cover_file(root: Path) -> Path:
     return Path(root) / FEED_DIR / COVER_FILE
+
+
+def home_page(root: Path) -> Path:
+    return Path(root) / FEED_DIR / PAGE_FILE
+
+
+def episode_page(root: Path, slug: str) -> Path:
+    return episode_dir(root, slug) / PAGE_FILE
 
 
 def episodes_dir(root: Path) -> Path:

@@ -349,14 +349,19 @@ def publish_in_memory(root, *, words, boundary, field, form, name):
     view = public_view(load_archive(root))
     from pipeline.cues import build_cues
     from pipeline.enclosure import PublishedAudio
-    from pipeline.feed import build_feed
+    from pipeline.feed import build_feed, cover_url
     from pipeline.formats import WRITERS, Document, chapters_json, paragraphs
     from pipeline.search import _WhooshBatch, episode_documents
+    from pipeline.site import episode_page, home_page
 
     (episode,) = view.episodes
     doc = Document(view.archive, episode, build_cues(episode.transcript), paragraphs(episode.transcript))
     published = [writer(doc).encode() for writer in WRITERS.values()]
-    published.append(build_feed(view.archive, [(episode, PublishedAudio(root / "feed/x.mp3", 1000, 11.0))]))
+    audio = PublishedAudio(root / "feed/x.mp3", 1000, 11.0)
+    cover = cover_url(view.archive)
+    published.append(build_feed(view.archive, [(episode, audio)], cover))
+    published.append(episode_page(view.archive, episode, audio, cover).encode())
+    published.append(home_page(view.archive, [(episode, audio)], cover).encode())
     published.append(chapters_json(episode).encode())
     published += [json.dumps(_WhooshBatch._fields(d), ensure_ascii=False).encode()
                   for d in episode_documents(episode)]
