@@ -402,6 +402,29 @@ def clip(ctx, slug, start, end, output) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on (0.0.0.0: every interface; a reverse proxy is better).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.pass_context
+def serve(ctx, host, port) -> None:
+    """Serve the website of feed/ with search, at http://HOST:PORT/, until Ctrl+C.
+
+    The pages, the feed, the audio and the transcripts, as `podarchive run` published
+    them (an episode restricted since is no longer answered), plus /search (results as
+    a page) and /api/search (the JSON of `search --json`, 10 hits a page).
+    """
+    from . import serve as web  # starlette and uvicorn: not loaded by every other command
+
+    root = _archive_root(ctx)
+    if not (layout.feed_dir(root) / "index.html").is_file():
+        click.echo("warning: feed/index.html does not exist yet: run `podarchive run` first "
+                   "to publish the website (serving anyway)", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving {web.site_header(root).title} at http://{shown}:{port}/ (Ctrl+C to stop)")
+    web.serve(root, host, port)
+
+
+@cli.command()
 @model_option
 @batch_size_option
 @click.option("--force", is_flag=True, help="Transcribe again even when up to date.")

@@ -887,13 +887,13 @@ def _sources_state(root: Path) -> list:
     def changed(path: Path | str):
         try:
             state = os.stat(path)
-        except FileNotFoundError:
+        except OSError:  # not there, or not in a folder (episodes/LICENSES.md/episode.toml)
             return None
         return state.st_ino, state.st_mtime_ns, state.st_size
 
     sources = root / layout.SOURCES_DIR
     found = [changed(root / layout.ARCHIVE_FILE), changed(sources)]
-    with suppress(FileNotFoundError), os.scandir(sources) as folders:
+    with suppress(FileNotFoundError, NotADirectoryError), os.scandir(sources) as folders:
         for folder in folders:  # a thousand files at 500 episodes: os.path.join costs more than stat
             found += [folder.name, changed(f"{folder.path}{os.sep}{layout.EPISODE_FILE}"),
                       changed(f"{folder.path}{os.sep}{layout.TRANSCRIPT_FILE}")]
@@ -905,24 +905,42 @@ class _OpenArchive:
 
     def __init__(self, root: Path):
         self.root = root
-        self.engine = WhooshEngine(layout.engine_dir(root))
+        # Opened at the first search: the gate alone (published_now) needs no index.
+        self._engine: WhooshEngine | None = None
         # One search at a time: whoosh's searcher is not shared between threads.
         self.lock = threading.Lock()
+        # published_now asks the gate outside ``lock``: a gate and the state it was read
+        # from are replaced together.
+        self._gate_lock = threading.Lock()
         self._gate: QueryGate | None = None
         self._gate_read_from: list = []
         self._gate_read_at = 0.0
+        self._sources_seen_at = 0.0
 
-    def gate(self) -> QueryGate:
-        read_from = _sources_state(self.root)
-        if (self._gate is None or read_from != self._gate_read_from
-                or time.monotonic() - self._gate_read_at > GATE_SECONDS):
-            self._gate = QueryGate.of(self.root)
-            self._gate_read_from, self._gate_read_at = read_from, time.monotonic()
-        return self._gate
+    @property
+    def engine(self) -> WhooshEngine:
+        if self._engine is None:
+            self._engine = WhooshEngine(layout.engine_dir(self.root))
+        return self._engine
+
+    def gate(self, seen_within: float = 0.0) -> QueryGate:
+        """The gate, read anew if the archive's files changed since; they are looked at
+        again only if last looked at over ``seen_within`` seconds ago."""
+        with self._gate_lock:
+            if self._gate is not None and time.monotonic() - self._sources_seen_at < seen_within:
+                return self._gate
+            self._sources_seen_at = time.monotonic()
+            read_from = _sources_state(self.root)
+            if (self._gate is None or read_from != self._gate_read_from
+                    or time.monotonic() - self._gate_read_at > GATE_SECONDS):
+                self._gate = QueryGate.of(self.root)
+                self._gate_read_from, self._gate_read_at = read_from, time.monotonic()
+            return self._gate
 
     def close(self) -> None:
         with self.lock:
-            self.engine.close()
+            if self._engine is not None:
+                self._engine.close()
 
 
 _open_archives: OrderedDict[Path, _OpenArchive] = OrderedDict()
@@ -953,8 +971,18 @@ def forget_open_archives() -> None:
             _open_archives.popitem()[1].close()
 
 
+def published_now(root: Path, slug: str, *, seen_within: float = 0.0) -> bool:
+    """Whether the gate lets episode ``slug`` be published now, whatever feed/ still holds
+    from the last run (the server asks before answering any file of an episode). An
+    archive that cannot be read publishes nothing. ``seen_within``: as for search()."""
+    try:
+        return _open_archive(Path(root).resolve()).gate(seen_within).publishable(slug)
+    except PodarchiveError:
+        return False
+
+
 def search(archive: Path | str, query: str, *, limit: int = 10, episode: str | None = None,
-           speaker: str | None = None, lang: str | None = None) -> list[dict]:
+           speaker: str | None = None, lang: str | None = None, seen_within: float = 0.0) -> list[dict]:
     """The best ``limit`` published segments for ``query`` in the archive folder ``archive``.
 
     ``episode`` keeps one episode (its slug), ``speaker`` the segments whose speaker's
@@ -970,16 +998,19 @@ def search(archive: Path | str, query: str, *, limit: int = 10, episode: str | N
 
     The index stays open between calls (``forget_open_archives`` closes it), and so does
     the gate: each call sees the index's last commit, and the gate is read anew when
-    archive.toml, an episode.toml or a transcript.json changes.
+    archive.toml, an episode.toml or a transcript.json changes. Whether they changed is
+    looked at on every call, or, given ``seen_within``, only once that many seconds have
+    passed since the last look (a server: a thousand files at 500 episodes).
     """
     root = Path(archive).resolve()
+    options = {"limit": limit, "episode": episode, "speaker": speaker, "lang": lang, "seen_within": seen_within}
     try:
-        gate, hits = _search_open(root, query, limit=limit, episode=episode, speaker=speaker, lang=lang)
+        gate, hits = _search_open(root, query, **options)
     except DamagedIndex:
         # Opened before the index was removed or made anew in its place, perhaps:
         # opened again, it is found current, missing, or damaged indeed.
         _forget_open_archive(root)
-        gate, hits = _search_open(root, query, limit=limit, episode=episode, speaker=speaker, lang=lang)
+        gate, hits = _search_open(root, query, **options)
     for hit in hits:
         slug, segment = hit["episode"], hit.pop("segment")
         hit["url"] = layout.audio_url(gate.base_url, slug, hit["start"])
@@ -987,8 +1018,8 @@ def search(archive: Path | str, query: str, *, limit: int = 10, episode: str | N
     return hits
 
 
-def _search_open(root: Path, query: str, **options) -> tuple[QueryGate, list[dict]]:
+def _search_open(root: Path, query: str, seen_within: float, **options) -> tuple[QueryGate, list[dict]]:
     opened = _open_archive(root)
     with opened.lock:
-        gate = opened.gate()
+        gate = opened.gate(seen_within)
         return gate, opened.engine.search(query, gate=gate, **options)

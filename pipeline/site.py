@@ -65,9 +65,13 @@ ROLE_NAMES = {"en": {"host": "host", "guest": "guest", "narrator": "narrator", "
 DOWNLOADS = {"vtt": "WebVTT", "srt": "SRT", "txt": "Text", "json": "Podcasting 2.0 JSON", "html": "HTML"}
 
 
+def _in(table: dict[str, dict[str, str]], language: str) -> dict[str, str]:
+    """``table``'s words for ``language`` (English for a language without its own)."""
+    return table.get(language.split("-")[0], table["en"])
+
+
 def page_words(language: str) -> dict[str, str]:
-    """The words of a page in ``language`` (English for a language without its own)."""
-    return WORDS.get(language.split("-")[0], WORDS["en"])
+    return _in(WORDS, language)
 
 
 _templates = jinja2.Environment(
@@ -121,8 +125,7 @@ def _episode_url(archive: PublicArchive, slug: str) -> str:
 def episode_page(archive: PublicArchive, episode: PublicEpisode, audio: PublishedAudio, cover: str) -> str:
     transcript = episode.transcript
     lang = episode.content_language or archive.language
-    names = LANGUAGE_NAMES.get(lang.split("-")[0], LANGUAGE_NAMES["en"])
-    roles = ROLE_NAMES.get(lang.split("-")[0], ROLE_NAMES["en"])
+    names, roles = _in(LANGUAGE_NAMES, lang), _in(ROLE_NAMES, lang)
     url = _episode_url(archive, episode.slug)
     audio_url = layout.audio_url(archive.base_url, episode.slug)
     downloads = [(f"{DOWNLOADS[name]} (transcript.{name})", f"transcript.{name}") for name in WRITERS]
@@ -161,8 +164,7 @@ def episode_page(archive: PublicArchive, episode: PublicEpisode, audio: Publishe
 
 def home_page(archive: PublicArchive, listed: list[tuple[PublicEpisode, PublishedAudio]], cover: str) -> str:
     lang = archive.language
-    names = LANGUAGE_NAMES.get(lang.split("-")[0], LANGUAGE_NAMES["en"])
-    roles = ROLE_NAMES.get(lang.split("-")[0], ROLE_NAMES["en"])
+    names, roles = _in(LANGUAGE_NAMES, lang), _in(ROLE_NAMES, lang)
     feed_url = layout.feed_url(archive.base_url)
     newest_first = sorted(listed, key=lambda pair: (pair[0].released, pair[0].number or 0, pair[0].slug),
                           reverse=True)

@@ -1,7 +1,14 @@
+import http.client
 import json
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
 import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import faster_whisper
@@ -35,13 +42,15 @@ def reference(name: str) -> str:
 
 def copy_archive(target: Path, slugs: list[str] | None = None) -> Path:
     """A copy of the bundled archive (or some of its episodes) without derived files."""
-    target.mkdir(parents=True, exist_ok=True)
+    (target / "episodes").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "archive.toml", target / "archive.toml")
     shutil.copy(REPO / "cover.png", target / "cover.png")
     for folder in sorted((REPO / "episodes").iterdir()):
         if folder.is_dir() and (slugs is None or folder.name in slugs):
             shutil.copytree(folder, target / "episodes" / folder.name,
                             ignore=shutil.ignore_patterns("transcript.json"))
+        elif folder.is_file():  # episodes/LICENSES.md: a file among the folders, as in the repository
+            shutil.copy(folder, target / "episodes" / folder.name)
     return target
 
 
@@ -113,3 +122,72 @@ def set_archive_toml(root: Path, replace: dict[str, str]) -> None:
         assert old in text, old
         text = text.replace(old, new)
     path.write_text(text, "utf-8")
+
+
+# --- `podarchive serve` in a process of its own ------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Server:
+    root: Path
+    port: int
+    output: Path
+
+    def get(self, path: str, method: str = "GET", headers: dict | None = None) -> Response:
+        """One request with ``path`` sent as it is written (no client normalises it)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, headers=headers or {})
+            answer = connection.getresponse()
+            return Response(answer.status, answer.headers, answer.read())
+        finally:
+            connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(root: Path, output: Path):
+    """`podarchive serve` on ``root`` in its own process until the block ends."""
+    port = free_port()
+    with open(output, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "--archive", str(root), "serve", "--port", str(port)],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(root, port, output)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, output.read_text()
+            try:
+                server.get("/site.css")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, output.read_text()
+                time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

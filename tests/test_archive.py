@@ -104,7 +104,6 @@ def test_every_problem_of_one_file_is_reported_at_once(tmp_path):
 
 def test_archive_toml_problems_name_the_field(tmp_path):
     root = copy_archive(tmp_path / "a", slugs=[])
-    (root / "episodes").mkdir()
     text = (root / "archive.toml").read_text(encoding="utf-8")
     (root / "archive.toml").write_text(
         text.replace('base_url = "https://example.org/podarchive/"', 'base_url = "example.org"')
