@@ -111,8 +111,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(root: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "pipeline", "--archive", str(root), "serve", "--port", str(port)],
+def start_server(root: Path, port: int, workers: int = 1) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "pipeline", "--archive", str(root), "serve", "--port", str(port),
+                               "--workers", str(workers)],
                               cwd=HERE.parent, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while True:
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
     parser.add_argument("--keep", type=Path, help="a folder to build the archive in once, and reuse after")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -188,21 +190,24 @@ def main() -> None:
         root = args.keep or Path(temporary)
         began = time.perf_counter()
         episodes = archive_episodes(args.segments, rng)
+        made = "reused from an earlier run"
         if not (args.keep and (root / "feed").is_dir()):
             root.mkdir(parents=True, exist_ok=True)
             build_archive(root, episodes)
-        print(f"archive        {sum(map(len, episodes))} segments in {len(episodes)} episodes, "
-              f"indexed with feed/ written in {time.perf_counter() - began:.1f} s")
+            made = f"indexed with feed/ written in {time.perf_counter() - began:.1f} s"
+        print(f"archive        {sum(map(len, episodes))} segments in {len(episodes)} episodes, {made}")
         paths = request_paths(episodes, rng)
         port = free_port()
-        server = start_server(root, port)
+        server = start_server(root, port, args.workers)
         try:
-            # One of each first: the index opened, the gate read, as a server that has run a while.
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            for kind in MIX:
-                connection.request("GET", paths[kind][0])
-                connection.getresponse().read()
-            connection.close()
+            # A few of each first, on connections of their own (each process answers some):
+            # the index opened, the gate read, as a server that has run a while.
+            for _ in range(4 * args.workers):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                for kind in MIX:
+                    connection.request("GET", paths[kind][0])
+                    connection.getresponse().read()
+                connection.close()
             until = time.monotonic() + args.seconds
             clients = [Client(port, paths, until, args.seed + n) for n in range(args.clients)]
             began = time.monotonic()
@@ -214,7 +219,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(10)
-        print(f"load           {args.clients} clients, keep-alive, for {elapsed:.1f} s on loopback")
+        print(f"load           {args.clients} clients, {args.workers} server process(es), keep-alive, for {elapsed:.1f} s on loopback")
         report([result for client in clients for result in client.results], elapsed)
 
 

@@ -405,8 +405,10 @@ def clip(ctx, slug, start, end, output) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="The address to listen on (0.0.0.0: every interface; a reverse proxy is better).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes: searches run one at a time in each (one per core).")
 @click.pass_context
-def serve(ctx, host, port) -> None:
+def serve(ctx, host, port, workers) -> None:
     """Serve the website of feed/ with search, at http://HOST:PORT/, until Ctrl+C.
 
     The pages, the feed, the audio and the transcripts, as `podarchive run` published
@@ -421,7 +423,7 @@ def serve(ctx, host, port) -> None:
                    "to publish the website (serving anyway)", err=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving {web.site_header(root).title} at http://{shown}:{port}/ (Ctrl+C to stop)")
-    web.serve(root, host, port)
+    web.serve(root, host, port, workers=workers)
 
 
 @cli.command()

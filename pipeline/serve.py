@@ -240,6 +240,21 @@ def create_app(root: Path) -> Starlette:
         middleware=[Middleware(_Guard)], lifespan=lifespan)
 
 
-def serve(root: Path, host: str, port: int) -> None:
-    """Answer the archive's website at http://host:port/ until interrupted."""
-    uvicorn.run(create_app(root), host=host, port=port, log_level="warning")
+# uvicorn's worker processes import the app by name: the archive comes to them in this.
+ROOT_VARIABLE = "PODARCHIVE_SERVE_ROOT"
+
+
+def app_of_environment() -> Starlette:
+    """The app of the archive ROOT_VARIABLE names, made in each worker process."""
+    return create_app(Path(os.environ[ROOT_VARIABLE]))
+
+
+def serve(root: Path, host: str, port: int, *, workers: int = 1) -> None:
+    """Answer the archive's website at http://host:port/ until interrupted, in
+    ``workers`` processes (each with the index open: searches run side by side)."""
+    if workers == 1:
+        uvicorn.run(create_app(root), host=host, port=port, log_level="warning")
+        return
+    os.environ[ROOT_VARIABLE] = str(Path(root).resolve())
+    uvicorn.run(f"{__name__}:app_of_environment", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")

@@ -165,12 +165,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(root: Path, output: Path):
+def running_server(root: Path, output: Path, *options: str):
     """`podarchive serve` on ``root`` in its own process until the block ends."""
     port = free_port()
     with open(output, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "--archive", str(root), "serve", "--port", str(port)],
+            [sys.executable, "-m", "pipeline", "--archive", str(root), "serve", "--port", str(port), *options],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     server = Server(root, port, output)
     try:

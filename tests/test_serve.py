@@ -170,12 +170,12 @@ def test_an_empty_query_shows_the_form(bare):
 def test_the_cli_warns_when_the_site_is_not_published_yet(tmp_path, monkeypatch):
     root = copy_archive(tmp_path / "archive", [JFK])
     served = []
-    monkeypatch.setattr(serve_module, "serve", lambda *args: served.append(args))
+    monkeypatch.setattr(serve_module, "serve", lambda *args, **options: served.append((args, options)))
     result = CliRunner().invoke(cli, ["--archive", str(root), "serve", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert "run `podarchive run` first" in result.stderr
     assert "Serving archive at http://127.0.0.1:8123/ (Ctrl+C to stop)" in result.stdout
-    assert served == [(root, "127.0.0.1", 8123)]
+    assert served == [((root, "127.0.0.1", 8123), {"workers": 1})]
 
 
 # --- On the transcribed bundled archive --------------------------------------------------------
@@ -337,3 +337,15 @@ def test_a_restricted_or_embargoed_episode_is_gone_from_files_and_search(transcr
             assert JFK not in page and LEOPARD not in page
         assert server.get(f"/episodes/{STEREO}/").status == 200
     assert os.path.exists(root / "feed" / "episodes" / JFK / "audio.mp3")  # nothing ran: the gate alone
+
+
+@pytest.mark.model
+def test_worker_processes_answer_alike_and_each_keeps_the_gate(transcribed_archive, tmp_path):
+    root = transcribed_copy(transcribed_archive, tmp_path / "archive")
+    with running_server(root, tmp_path / "serve.log", "--workers", "2") as server:
+        expected = cli_json(root, "ask not what your country")
+        # Connections of their own: the kernel hands them to either process.
+        assert all(server.get("/api/search?q=ask+not+what+your+country").json() == expected for _ in range(8))
+        set_status(root, JFK, 'status = "restricted"')
+        assert {server.get(f"/episodes/{JFK}/").status for _ in range(8)} == {404}
+        assert all(server.get("/api/search?q=ask+not+what+your+country").json() == [] for _ in range(8))
