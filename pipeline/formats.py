@@ -170,7 +170,7 @@ _PAGE_WORDS = {
 }
 _REVIEWED = {"en": "Transcript reviewed by the producers.", "fr": "Transcription revue par l'équipe."}
 
-_templates = jinja2.Environment(
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("pipeline", "templates"),
     autoescape=True,
     keep_trailing_newline=True,
@@ -185,7 +185,7 @@ def write_html(doc: Document) -> str:
     if doc.transcript.reviewed:
         words["machine"] = _REVIEWED.get(lang.split("-")[0], _REVIEWED["en"])
     speakers = list(dict.fromkeys(p.speaker for p in doc.paragraphs if p.speaker))
-    return _templates.get_template("transcript.html").render(
+    return TEMPLATES.get_template("transcript.html").render(
         archive=doc.archive, episode=doc.episode, lang=lang, words=words,
         paragraphs=[{"anchor": p.anchor, "timestamp": p.timestamp, "speaker": p.speaker,
                      "language": p.language,

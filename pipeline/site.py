@@ -11,11 +11,9 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 
-import jinja2
-
 from . import layout
 from .enclosure import PublishedAudio
-from .formats import WRITERS, clock, paragraphs, segment_text, spoken_span
+from .formats import TEMPLATES, WRITERS, clock, paragraphs, segment_text, spoken_span
 from .model import Outcome, Status
 from .privacy import PublicArchive, PublicEpisode, PublicView, withdraw_file
 from .storage import write_if_changed
@@ -74,13 +72,6 @@ def page_words(language: str) -> dict[str, str]:
     return _in(WORDS, language)
 
 
-_templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("pipeline", "templates/site"),
-    autoescape=True,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 @dataclass(frozen=True)
@@ -96,7 +87,7 @@ def render_page(template: str, site: SiteHeader, *, root: str, language: str | N
     """One page of the site; ``root`` is the relative way from the page to feed/ ("../../")."""
     lang = language or site.language
     words = page_words(lang)
-    return _templates.get_template(template).render(
+    return TEMPLATES.get_template(f"site/{template}").render(
         archive=site, lang=lang, words=words, root=root, **context)
 
 
@@ -108,9 +99,12 @@ def relative(archive: PublicArchive, url: str | None, root: str) -> str | None:
     return url
 
 
-def _json_ld(data: dict) -> str:
+def _shared(title: str, description: str, url: str, image: str, metadata: dict, audio: str | None = None) -> dict:
+    """What a page says of itself to a link preview (Open Graph) and a search engine (schema.org)."""
     # In a <script> element "</" would end it: JSON allows the escape.
-    return json.dumps(data, ensure_ascii=False, indent=1).replace("<", "\\u003c")
+    json_ld = json.dumps(metadata, ensure_ascii=False, indent=1).replace("<", "\\u003c")
+    return {"title": title, "description": description, "url": url, "image": image, "audio": audio,
+            "json_ld": json_ld}
 
 
 def iso_duration(seconds: float) -> str:
@@ -138,7 +132,6 @@ def episode_page(archive: PublicArchive, episode: PublicEpisode, audio: Publishe
         "segments": [{"id": s.id, "text": segment_text(s), "start": f"{spoken_span(s)[0]:.2f}",
                       "end": f"{spoken_span(s)[1]:.2f}"} for s in p.segments],
     } for p in paragraphs(transcript)]
-    image = relative(archive, cover, "../../")
     metadata = {
         "@context": "https://schema.org", "@type": "PodcastEpisode", "name": episode.title,
         "url": url, "datePublished": episode.date.isoformat(), "inLanguage": lang,
@@ -157,8 +150,8 @@ def episode_page(archive: PublicArchive, episode: PublicEpisode, audio: Publishe
         language_name=names.get(lang.split("-")[0], lang), paragraphs=speaking, downloads=downloads,
         persons=[{"name": p.name, "role": roles.get(p.role, p.role), "href": p.href} for p in episode.persons],
         chapters=[{"start": f"{c.start:.2f}", "clock": clock(c.start), "title": c.title} for c in episode.chapters],
-        reviewed=transcript.reviewed, image=image, url=url, cover=cover, audio_url=audio_url,
-        json_ld=_json_ld(metadata),
+        reviewed=transcript.reviewed,
+        shared=_shared(episode.title, episode.description or episode.title, url, cover, metadata, audio_url),
     )
 
 
@@ -184,7 +177,8 @@ def home_page(archive: PublicArchive, listed: list[tuple[PublicEpisode, Publishe
     return render_page(
         "home.html", SiteHeader(archive.title, lang, archive.license), root="",
         description=archive.description, episodes=episodes, feed_url=feed_url,
-        image=relative(archive, cover, ""), cover=cover, url=archive.base_url, json_ld=_json_ld(metadata),
+        image=relative(archive, cover, ""),
+        shared=_shared(archive.title, archive.description, archive.base_url, cover, metadata),
     )
 
 
