@@ -418,7 +418,7 @@ def serve(ctx, host, port, workers) -> None:
     from . import serve as web  # starlette and uvicorn: not loaded by every other command
 
     root = _archive_root(ctx)
-    if not (layout.feed_dir(root) / "index.html").is_file():
+    if not layout.home_page(root).is_file():
         click.echo("warning: feed/index.html does not exist yet: run `podarchive run` first "
                    "to publish the website (serving anyway)", err=True)
     shown = f"[{host}]" if ":" in host else host

@@ -343,7 +343,8 @@ def _write_feed(view: PublicView, listed: list[tuple[PublicEpisode, PublishedAud
         cover = cover_url(view.archive)
         written = write_if_changed(path, build_feed(view.archive, listed, cover))
         site = write_site(view, listed, cover)
-        return [Outcome(layout.FEED_FILE, Status.WRITTEN, f"{len(listed)} episode(s)")] * written + site
+        said = [Outcome(layout.FEED_FILE, Status.WRITTEN, f"{len(listed)} episode(s)")] if written else []
+        return said + site
     except Exception as error:  # noqa: BLE001 - the previous feed.xml stays, if it may
         failure = as_podarchive_error(error, path)
         removed = _withdraw_previous_feed(view, path)
