@@ -416,7 +416,7 @@ def _add_item(fg: FeedGenerator, archive: PublicArchive, episode: PublicEpisode,
     entry = fg.add_entry(order="append")
     entry.title(episode.title)
     entry.guid(episode.guid, permalink=False)
-    entry.link(href=_url(archive, layout.transcript_file(archive.root, episode.slug, "html")))
+    entry.link(href=_url(archive, folder) + "/")  # the episode's page: player, read-along transcript
     entry.description(episode.description or episode.title)
     entry.pubDate(episode.released)
     entry.enclosure(_url(archive, audio.path), str(audio.length), "audio/mpeg")

@@ -96,6 +96,10 @@ def test_home_lists_what_the_feed_lists_newest_first(transcribed_archive):
     feed = feedparser.parse((root / "feed/feed.xml").read_bytes())
     listed = [text_of(h) for h in tree.findall(".//h:ol[@class='episodes']/h:li/h:h3", NS)]
     assert listed == [entry.title for entry in feed.entries]
+    # Each item's link, what an app shows as the episode's website, is its page.
+    for entry, href in zip(feed.entries, [a.get("href") for a in tree.findall(".//h:ol[@class='episodes']//h:h3/h:a", NS)]):
+        assert entry.link == "https://example.org/podarchive/" + href
+        assert (root / "feed" / href / "index.html").is_file()
     assert [a.get("href") for a in tree.findall(".//h:ol[@class='episodes']//h:h3/h:a", NS)][-1] == \
         "episodes/kennedy-inaugural-1961/"
     everything = text_of(tree)
