@@ -36,7 +36,7 @@ from .privacy import (
     each_episode,
     withdraw_file,
 )
-from .site import write_site
+from .site import newest_first, write_site
 from .storage import write_if_changed
 from .text import without_accents
 
@@ -400,9 +400,7 @@ def build_feed(archive: PublicArchive, episodes: list[tuple[PublicEpisode, Publi
     # Locked: other platforms must not import these testimonies without the owner.
     fg.podcastindex.locked(True, archive.owner.get("email"))
 
-    newest_first = sorted(episodes, key=lambda pair: (pair[0].released, pair[0].number or 0, pair[0].slug),
-                          reverse=True)
-    for episode, audio in newest_first:
+    for episode, audio in newest_first(episodes):
         _add_item(fg, archive, episode, audio)
     stamp = max((e.released for e, _ in episodes), default=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
     fg.lastBuildDate(stamp)
@@ -416,7 +414,7 @@ def _add_item(fg: FeedGenerator, archive: PublicArchive, episode: PublicEpisode,
     entry = fg.add_entry(order="append")
     entry.title(episode.title)
     entry.guid(episode.guid, permalink=False)
-    entry.link(href=_url(archive, folder) + "/")  # the episode's page: player, read-along transcript
+    entry.link(href=layout.episode_page_url(archive.base_url, episode.slug))  # player, read-along transcript
     entry.description(episode.description or episode.title)
     entry.pubDate(episode.released)
     entry.enclosure(_url(archive, audio.path), str(audio.length), "audio/mpeg")

@@ -96,13 +96,22 @@ def feed_url(base_url: str) -> str:
     return base_url + FEED_FILE
 
 
+def episode_path(slug: str) -> str:
+    """An episode's folder (and page) as a URL path relative to feed/: "episodes/<slug>/"."""
+    return f"{EPISODES_DIR.relative_to(FEED_DIR).as_posix()}/{slug}/"
+
+
+def episode_page_url(base_url: str, slug: str) -> str:
+    return base_url + episode_path(slug)
+
+
 def audio_url(base_url: str, slug: str, at: float | None = None) -> str:
     moment = f"#t={at:.2f}" if at is not None else ""
-    return f"{base_url}{EPISODES_DIR.relative_to(FEED_DIR).as_posix()}/{slug}/{AUDIO_FILE}{moment}"
+    return f"{base_url}{episode_path(slug)}{AUDIO_FILE}{moment}"
 
 
 def segment_url(base_url: str, slug: str, segment: int) -> str:
-    return (f"{base_url}{EPISODES_DIR.relative_to(FEED_DIR).as_posix()}/{slug}/"
+    return (f"{base_url}{episode_path(slug)}"
             f"{TRANSCRIPT_STEM}.html#s{segment}")
 
 

@@ -60,7 +60,6 @@ HEADERS = {
 # Read by other sites' players and apps (the Podcasting 2.0 transcript spec asks for it).
 _SHARED_FILE = re.compile(r"/(?:transcript\.[^/]+|chapters\.json)$")
 _MARKED = re.compile(re.escape(HIGHLIGHT_OPEN) + "(.+?)" + re.escape(HIGHLIGHT_CLOSE))
-_EPISODES = layout.EPISODES_DIR.relative_to(layout.FEED_DIR).as_posix()
 _XML = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
@@ -180,7 +179,7 @@ def _marked(snippet: str) -> Markup:
 
 def _hit_view(hit: dict, page_language: str) -> dict:
     language = hit.get("language") or ""
-    episode = f"{_EPISODES}/{hit['episode']}/"
+    episode = layout.episode_path(hit["episode"])
     return {
         "title": hit["title"], "href": episode, "clock": clock(hit["start"]), "speaker": hit["speaker"],
         "snippet": _marked(hit["snippet"]), "listen": f"{episode}#t={hit['start']:.2f}",

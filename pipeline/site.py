@@ -107,20 +107,25 @@ def _shared(title: str, description: str, url: str, image: str, metadata: dict, 
             "json_ld": json_ld}
 
 
+def newest_first(listed: list[tuple[PublicEpisode, PublishedAudio]]) -> list[tuple[PublicEpisode, PublishedAudio]]:
+    """The order of the feed's items and the home page's list."""
+    return sorted(listed, key=lambda pair: (pair[0].released, pair[0].number or 0, pair[0].slug), reverse=True)
+
+
+def _language_name(names: dict[str, str], code: str) -> str:
+    return names.get(code.split("-")[0], code)
+
+
 def iso_duration(seconds: float) -> str:
     whole = round(seconds)
     return f"PT{whole // 3600}H{whole % 3600 // 60}M{whole % 60}S"
-
-
-def _episode_url(archive: PublicArchive, slug: str) -> str:
-    return layout.public_url(archive.base_url, archive.root, layout.episode_dir(archive.root, slug)) + "/"
 
 
 def episode_page(archive: PublicArchive, episode: PublicEpisode, audio: PublishedAudio, cover: str) -> str:
     transcript = episode.transcript
     lang = episode.content_language or archive.language
     names, roles = _in(LANGUAGE_NAMES, lang), _in(ROLE_NAMES, lang)
-    url = _episode_url(archive, episode.slug)
+    url = layout.episode_page_url(archive.base_url, episode.slug)
     audio_url = layout.audio_url(archive.base_url, episode.slug)
     downloads = [(f"{DOWNLOADS[name]} (transcript.{name})", f"transcript.{name}") for name in WRITERS]
     if episode.chapters:
@@ -147,7 +152,7 @@ def episode_page(archive: PublicArchive, episode: PublicEpisode, audio: Publishe
     return render_page(
         "episode.html", SiteHeader(archive.title, archive.language, archive.license), root="../../",
         language=lang, episode=episode, duration=clock(round(audio.duration)),
-        language_name=names.get(lang.split("-")[0], lang), paragraphs=speaking, downloads=downloads,
+        language_name=_language_name(names, lang), paragraphs=speaking, downloads=downloads,
         persons=[{"name": p.name, "role": roles.get(p.role, p.role), "href": p.href} for p in episode.persons],
         chapters=[{"start": f"{c.start:.2f}", "clock": clock(c.start), "title": c.title} for c in episode.chapters],
         reviewed=transcript.reviewed,
@@ -159,16 +164,14 @@ def home_page(archive: PublicArchive, listed: list[tuple[PublicEpisode, Publishe
     lang = archive.language
     names, roles = _in(LANGUAGE_NAMES, lang), _in(ROLE_NAMES, lang)
     feed_url = layout.feed_url(archive.base_url)
-    newest_first = sorted(listed, key=lambda pair: (pair[0].released, pair[0].number or 0, pair[0].slug),
-                          reverse=True)
     episodes = [{
-        "href": f"{layout.EPISODES_DIR.relative_to(layout.FEED_DIR).as_posix()}/{episode.slug}/",
+        "href": layout.episode_path(episode.slug),
         "title": episode.title, "date": episode.date.isoformat(), "duration": clock(round(audio.duration)),
         "language": episode.content_language,
-        "language_name": names.get(episode.content_language.split("-")[0], episode.content_language),
+        "language_name": _language_name(names, episode.content_language),
         "persons": [{"name": p.name, "role": roles.get(p.role, p.role)} for p in episode.persons],
         "description": episode.description,
-    } for episode, audio in newest_first]
+    } for episode, audio in newest_first(listed)]
     metadata = {
         "@context": "https://schema.org", "@type": "PodcastSeries", "name": archive.title,
         "description": archive.description, "url": archive.base_url, "webFeed": feed_url,
