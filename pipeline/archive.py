@@ -50,6 +50,8 @@ class Person:
     name: str
     role: str = "guest"
     channel: int | None = None
+    # A moment (seconds) at which this person can be heard: names the voice speaking then.
+    voice_at: float | None = None
     href: str | None = None
     img: str | None = None
 
@@ -79,6 +81,10 @@ class Episode:
     redact: list[str] = field(default_factory=list)
     restrict: list[tuple[float, float]] = field(default_factory=list)
     persons: list[Person] = field(default_factory=list)
+    # How many voices a one-track recording holds (diarization): a count, "auto", or None
+    # (found when two persons or more are listed); and names given to the voices found.
+    speakers: int | str | None = None
+    speaker_names: dict[str, str] = field(default_factory=dict)
     chapters: list[Chapter] = field(default_factory=list)
     guid: str | None = None
     explicit: bool = False
@@ -445,6 +451,7 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
         reader.problem("embargo_until", 'required when status = "embargoed"')
     if embargo_until is not None and status != "embargoed":
         reader.problem("embargo_until", f'given but status is "{status}", not "embargoed"')
+    speakers, speaker_names = reader.get("speakers", _speakers, default=(None, {}))
     episode = Episode(
         slug=folder.name,
         folder=folder,
@@ -460,7 +467,9 @@ def load_episode(folder: Path, *, default_language: str = "auto") -> Episode:
         embargo_until=embargo_until,
         redact=reader.get("redact", _line_list, default=[]),
         restrict=reader.get("restrict", _spans, default=[]),
-        persons=_persons(reader),
+        persons=_persons(reader, duration),
+        speakers=speakers,
+        speaker_names=speaker_names,
         chapters=_chapters(reader, duration),
         guid=reader.get("guid", _line),
         explicit=reader.get("explicit", _boolean, default=False),
@@ -557,13 +566,14 @@ def _tables(reader: _Reader, key: str) -> list[_Reader]:
     return [_Reader(reader.path, item, prefix=f"{key}[{n}].") for n, item in enumerate(value, 1)]
 
 
-def _persons(reader: _Reader) -> list[Person]:
+def _persons(reader: _Reader, duration: float | None) -> list[Person]:
     persons = []
     for sub in _tables(reader, "persons"):
         person = Person(
             name=sub.get("name", _line, required=True),
             role=sub.get("role", _one_of(ROLES), default="guest"),
             channel=sub.get("channel", _channel),
+            voice_at=sub.get("voice_at", lambda value: _within(_seconds(value), duration)),
             href=sub.get("href", _url),
             img=sub.get("img", _url),
         )
@@ -574,6 +584,26 @@ def _persons(reader: _Reader) -> list[Person]:
     if len(channels) != len(set(channels)):
         reader.problem("persons", "two persons share one channel")
     return persons
+
+
+def _speakers(value: Any) -> tuple[int | str, dict[str, str]]:
+    """``speakers``: a count of voices, "auto", or a table renaming the voices found
+    ({"Speaker 2" = "Name"}: their count then found as with "auto")."""
+    if isinstance(value, dict):
+        for old, new in value.items():
+            _line(old)
+            _line(new)
+        return "auto", dict(value)
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 20):
+        return value, {}
+    raise _Invalid('must be a number of voices (1 to 20), "auto", or a table renaming voices '
+                   f'({{"Speaker 2" = "Name"}}), got {value!r}')
+
+
+def _within(seconds: float, duration: float | None) -> float:
+    if duration is not None and seconds > duration:
+        raise _Invalid(f"{seconds:g} s is past the end of the recording ({duration:.1f} s)")
+    return seconds
 
 
 def _channel(value: Any) -> int:

@@ -47,6 +47,15 @@ class Gap:
 
 
 @dataclass
+class Turn:
+    """``speaker`` talks from ``start`` to ``end`` (seconds), as diarization named them."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+@dataclass
 class Transcript:
     episode: str
     language: str
@@ -61,6 +70,9 @@ class Transcript:
     timing_sha256: str = ""
     # Speech the model could not transcribe, for a producer to listen to.
     gaps: list[Gap] = field(default_factory=list)
+    # Who speaks when as diarization found it: a segment whose speaker differs was
+    # corrected by a producer, and keeps that speaker when voices are found again.
+    turns: list[Turn] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": TRANSCRIPT_SCHEMA_VERSION, **asdict(self)}
@@ -79,6 +91,7 @@ class Transcript:
         fields["segments"] = [_segment(item, f"segments[{n}].")
                               for n, item in enumerate(_list(table, "segments", ""))]
         fields["gaps"] = [_gap(item, f"gaps[{n}].") for n, item in enumerate(fields.get("gaps", []))]
+        fields["turns"] = [_turn(item, f"turns[{n}].") for n, item in enumerate(fields.get("turns", []))]
         return cls(**fields)
 
     @property
@@ -112,6 +125,7 @@ class Status(StrEnum):
     """What a stage did with an episode (or a file of the archive)."""
 
     TRANSCRIBED = "transcribed"
+    DIARIZED = "voices found again"
     UP_TO_DATE = "up-to-date"
     KEPT = "kept"
     ALIGNED = "aligned"
@@ -177,13 +191,14 @@ _KINDS = {
 _TRANSCRIPT_FIELDS = {"episode": "text", "language": "language", "duration": "number", "model": "text",
                       "options": "table", "audio_sha256": "text", "segments": "list",
                       "reviewed": "boolean", "podarchive_version": "text", "timing_sha256": "text",
-                      "gaps": "list"}
+                      "gaps": "list", "turns": "list"}
 _SEGMENT_FIELDS = {"id": "integer", "start": "number", "end": "number", "text": "text",
                    "speaker": "text", "language": "language", "words": "list", "restricted": "boolean"}
 _WORD_FIELDS = {"text": "text", "start": "number", "end": "number", "probability": "number"}
 _GAP_FIELDS = {"start": "number", "end": "number"}
+_TURN_FIELDS = {"start": "number", "end": "number", "speaker": "text"}
 _OPTIONAL = {"reviewed", "podarchive_version", "timing_sha256", "speaker", "language", "words",
-             "restricted", "gaps"}
+             "restricted", "gaps", "turns"}
 
 
 def _table(value: Any, where: str) -> dict:
@@ -233,3 +248,9 @@ def _gap(value: Any, where: str) -> Gap:
     if not 0 <= gap.start < gap.end:
         raise InvalidTranscript(where + "end", f"must come after start ({gap.start}), both positive")
     return gap
+
+
+def _turn(value: Any, where: str) -> Turn:
+    table = _table(value, where)
+    _refuse_unknown(table, set(_TURN_FIELDS), where)
+    return Turn(**{name: _field(table, name, kind, where) for name, kind in _TURN_FIELDS.items()})

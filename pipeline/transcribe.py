@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import groupby, pairwise
 
 import numpy as np
@@ -17,6 +17,7 @@ from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
 from .model import Gap, Outcome, Segment, Status, Transcript, Word
+from .speakers import SpeakerOptions, diarize, speaker_options, voices_warning
 from .speech import (
     FRAME_SECONDS,
     WINDOW_SECONDS,
@@ -53,6 +54,8 @@ CUT_SEARCH_SECONDS = 30
 # words a second of speech decoded again (MIN_WORDS_PER_SECOND), not under one.
 SPEECH_REGIONS_METHOD = 3
 REVIEWED_NOTICE = "reviewed by a producer: never overwritten"
+# transcript.json's options: how its voices were found (pipeline/speakers.py).
+SPEAKERS = "speakers"
 # Transcript segments: cut at pauses this long, and kept under this length. The pause is
 # silence, words ending where their sound does: a speaker's pause for effect inside a
 # sentence (jfk's "ask not [1.1 s] what your country") stays in its segment.
@@ -120,7 +123,7 @@ def decoding_options(archive: Archive, episode: Episode, options: TranscribeOpti
 def is_up_to_date(existing: Transcript, audio_sha256: str, model: str, options: DecodingOptions) -> bool:
     """Whether ``existing`` holds the words these options would decode; how they are
     timed is the align stage's to bring up to date."""
-    decoded_with = {key: value for key, value in existing.options.items() if key != WORD_TIMING}
+    decoded_with = {key: value for key, value in existing.options.items() if key not in (WORD_TIMING, SPEAKERS)}
     return (
         existing.audio_sha256 == audio_sha256
         and existing.model == model
@@ -162,7 +165,8 @@ def transcribe_archive(
     identity = model_identity(model_name)
     model = LazyWhisper(model_name, options.compute_type)
     outcomes: list[Outcome] = []
-    todo: list[tuple[Episode, str, dict, float]] = []
+    todo: list[tuple[Episode, str, DecodingOptions, float]] = []
+    voices_todo: list[tuple[Episode, Transcript, SpeakerOptions, float]] = []
     for episode in episodes:
         try:
             existing = read_transcript(episode.transcript_path)
@@ -174,14 +178,32 @@ def transcribe_archive(
                 outcomes.append(Outcome(episode.slug, Status.KEPT if force else "up-to-date", REVIEWED_NOTICE))
                 continue
             opts = decoding_options(archive, episode, options)
+            speaking = speaker_options(episode)
             if existing is not None and not force and is_up_to_date(existing, audio_sha256, identity, opts):
-                outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
-                continue
+                heard_with = existing.options.get(SPEAKERS)
+                if heard_with == (speaking and speaking.recorded()):
+                    outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
+                    continue
+                if speaking is not None:  # the words hold: only their voices are found again
+                    voices_todo.append((episode, existing, speaking, existing.duration))
+                    continue
             todo.append((episode, audio_sha256, opts, probe(episode.audio_path).duration))
         except PodarchiveError as error:
             outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
     if on_start:
-        on_start(sum(duration for *_, duration in todo))
+        on_start(sum(duration for *_, duration in todo + voices_todo))
+    for episode, existing, speaking, duration in voices_todo:
+        try:
+            transcript = with_voices(existing, episode, speaking)
+            atomic_write_json(episode.transcript_path, transcript.to_json())
+            outcomes.append(Outcome(episode.slug, Status.DIARIZED, voices_warning(speaking, transcript.turns),
+                                    seconds=duration))
+        except PodarchiveError as error:
+            outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
+        if progress:
+            progress(duration)
+        if on_done:
+            on_done(outcomes[-1])
     for episode, audio_sha256, opts, duration in todo:
         try:
             transcript = transcribe_episode(
@@ -189,7 +211,10 @@ def transcribe_archive(
                 batch_size=options.batch_size, progress=progress,
             )
             atomic_write_json(episode.transcript_path, transcript.to_json())
-            outcomes.append(Outcome(episode.slug, Status.TRANSCRIBED, seconds=transcript.duration))
+            speaking = speaker_options(episode)
+            outcomes.append(Outcome(episode.slug, Status.TRANSCRIBED,
+                                    voices_warning(speaking, transcript.turns) if speaking else "",
+                                    seconds=transcript.duration))
         except PodarchiveError as error:
             if progress:
                 progress(duration)
@@ -289,19 +314,38 @@ def transcribe_episode(
     for number, segment in enumerate(segments):
         segment.id = number
         segment.language = segment.language or main_language
+    speaking = speaker_options(episode) if len(tracks) == 1 else None
+    turns = []
+    if speaking:
+        segments, turns = diarize(segments, as_float(tracks[0][1]), speaking)
     transcript = Transcript(
         episode=episode.slug,
         language=main_language,
         duration=round(duration, 3),
         model=model_id,
-        options={**opts.recorded(), WORD_TIMING: WORD_TIMING_METHOD},
+        options={**opts.recorded(), WORD_TIMING: WORD_TIMING_METHOD,
+                 **({SPEAKERS: speaking.recorded()} if speaking else {})},
         audio_sha256=audio_sha256,
         segments=segments,
         podarchive_version=__version__,
         gaps=merged_gaps(gaps),
+        turns=turns,
     )
     transcript.timing_sha256 = transcript.words_digest()
     return transcript
+
+
+def with_voices(transcript: Transcript, episode: Episode, speaking: SpeakerOptions) -> Transcript:
+    """``transcript`` with its voices found again as ``speaking`` says, its words kept and
+    the speakers a producer corrected kept too."""
+    tracks = speaker_tracks(episode, SAMPLE_RATE)
+    segments, turns = diarize(transcript.segments, as_float(tracks[0][1]), speaking, transcript.turns)
+    edited = transcript.timing_sha256 != transcript.words_digest()
+    found = replace(transcript, segments=segments, turns=turns,
+                    options={**transcript.options, SPEAKERS: speaking.recorded()})
+    if not edited:  # what the align stage last timed is still what it times
+        found.timing_sha256 = found.words_digest()
+    return found
 
 
 def _lifted_stretches(samples: np.ndarray) -> Iterator[tuple[float, np.ndarray]]:

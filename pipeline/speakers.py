@@ -1,0 +1,318 @@
+"""Who speaks when on a one-track recording: offline speaker diarization.
+
+Words are grouped into pieces of speech (cut at pauses, and every PIECE_SECONDS); each
+piece is heard by resemblyzer's voice encoder (Apache-2.0, shipped converted to ONNX in
+pipeline/data, run by onnxruntime, which faster-whisper already installs) and the pieces
+are clustered by voice. Voices are named after the episode's persons in the order they
+first speak, unless a person says when they can be heard (``voice_at``); voices beyond
+the persons are "Speaker 3", …; episode.toml's ``speakers`` table renames them.
+
+A producer's correction of a segment's speaker in transcript.json stays: the transcript
+keeps the turns as diarization named them (``turns``), and a segment whose speaker
+differs from them is never re-assigned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+
+from .archive import Episode
+from .model import Segment, Turn, Word
+from .text import join_words
+
+VOICE_ENCODER = Path(__file__).parent / "data" / "voice-encoder.onnx"
+# How voices are found, recorded in transcript.json: a change finds them again (the
+# words are not transcribed again).
+DIARIZATION_METHOD = 1
+SAMPLE_RATE = 16000
+# resemblyzer's features: 40 mel bands of 25 ms windows every 10 ms, heard 1.6 s at a
+# time ("partials"), each at -30 dBFS.
+MEL_BANDS = 40
+FFT_SIZE = 400
+HOP = 160
+PARTIAL_FRAMES = 160
+PARTIAL_SECONDS = PARTIAL_FRAMES * HOP / SAMPLE_RATE
+PARTIAL_HOP_SECONDS = 0.8
+PARTIAL_LEVEL = 10 ** (-30 / 20)
+PARTIALS_AT_ONCE = 128
+# A piece of speech ends at a pause this long, or once it is this long: one voice each.
+PAUSE_SECONDS = 0.16
+PIECE_SECONDS = 3.0
+# Pieces shorter than this say little about a voice: they take the nearest voice found
+# by the longer ones.
+CLUSTERED_SECONDS = 1.0
+# Measured on bench/diarization.py's conversations: two voices whose mean embeddings are
+# more alike than this are one voice, and a voice holding less than MIN_SHARE of the
+# speech, or under MIN_VOICE_SECONDS, is a piece of another one (a laugh, a word said
+# differently; sonnet001's title, 1.1 s read in another tone). three-speakers-en.wav's
+# first voice says 2.4 s.
+SAME_VOICE_SIMILARITY = 0.7
+MIN_SHARE = 0.03
+MIN_VOICE_SECONDS = 2.0
+FIRST_CUT_DISTANCE = 0.3
+# Pieces clustered pairwise at most: beyond, the longest are, and the rest take the
+# nearest voice (memory grows with the square of the pieces).
+MAX_CLUSTERED_PIECES = 3000
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    """What decides an episode's voices and their names, recorded in transcript.json."""
+
+    most: int | None  # speakers = N: at most N voices
+    persons: tuple[str, ...]
+    voice_at: tuple[tuple[str, float], ...]
+    renames: tuple[tuple[str, str], ...]
+    method: int = DIARIZATION_METHOD
+
+    def recorded(self) -> dict:
+        return {"method": self.method, "count": self.most or AUTO, "persons": list(self.persons),
+                "voice_at": dict(self.voice_at), "renames": dict(self.renames)}
+
+
+def speaker_options(episode: Episode) -> SpeakerOptions | None:
+    """How to find ``episode``'s voices, or None where it needs no diarization: persons on
+    their own stereo channels, one person, or ``speakers = 1``."""
+    if any(person.channel is not None for person in episode.persons) or episode.speakers == 1:
+        return None
+    if len(episode.persons) < 2 and episode.speakers is None:
+        return None
+    return SpeakerOptions(
+        most=episode.speakers if isinstance(episode.speakers, int) else None,
+        persons=tuple(person.name for person in episode.persons),
+        voice_at=tuple((person.name, person.voice_at) for person in episode.persons if person.voice_at is not None),
+        renames=tuple(episode.speaker_names.items()),
+    )
+
+
+@cache
+def _encoder():
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(VOICE_ENCODER), options, providers=["CPUExecutionProvider"])
+
+
+@cache
+def _mel_filters() -> np.ndarray:
+    # librosa's Slaney filters, which resemblyzer was trained with
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    return FeatureExtractor.get_mel_filters(SAMPLE_RATE, FFT_SIZE, MEL_BANDS).astype(np.float32).T
+
+
+_HANN = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FFT_SIZE) / FFT_SIZE)).astype(np.float32)
+
+
+def _partial_features(clip: np.ndarray) -> np.ndarray:
+    """resemblyzer's mel power spectrogram (not log) of 1.6 s of speech, zero-padded."""
+    clip = clip * (PARTIAL_LEVEL / (np.sqrt(np.mean(clip ** 2)) + 1e-9))
+    padded = np.pad(clip, FFT_SIZE // 2, mode="reflect" if len(clip) > FFT_SIZE // 2 else "constant")
+    count = 1 + (len(padded) - FFT_SIZE) // HOP
+    frames = np.lib.stride_tricks.as_strided(padded, (count, FFT_SIZE), (padded.strides[0] * HOP, padded.strides[0]))
+    power = np.abs(np.fft.rfft(frames * _HANN, axis=1)).astype(np.float32) ** 2
+    mels = (power @ _mel_filters())[:PARTIAL_FRAMES]
+    return np.pad(mels, ((0, PARTIAL_FRAMES - len(mels)), (0, 0)))
+
+
+def _partials(start: float, end: float) -> list[tuple[float, float]]:
+    if end - start <= PARTIAL_SECONDS:
+        return [(start, end)]
+    count = int(np.ceil((end - start - PARTIAL_SECONDS) / PARTIAL_HOP_SECONDS)) + 1
+    return [(first, first + PARTIAL_SECONDS) for first in np.linspace(start, end - PARTIAL_SECONDS, count)]
+
+
+def voice_embeddings(samples: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
+    """One unit vector per (start, end) span of float ``samples``: the mean of its partials'
+    embeddings, partials PARTIAL_HOP_SECONDS apart."""
+    owners, partials = [], []
+    for n, (start, end) in enumerate(spans):
+        for span in _partials(start, end):
+            owners.append(n)
+            partials.append(span)
+    embedded = np.zeros((len(spans), 256), np.float32)
+    for first in range(0, len(partials), PARTIALS_AT_ONCE):
+        batch = partials[first:first + PARTIALS_AT_ONCE]
+        features = np.stack([_partial_features(samples[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)]) for a, b in batch])
+        found = _encoder().run(None, {"mels": features})[0]
+        np.add.at(embedded, owners[first:first + len(batch)], found)
+    return embedded / np.maximum(np.linalg.norm(embedded, axis=1, keepdims=True), 1e-9)
+
+
+def _pieces(words: list[Word]) -> list[list[int]]:
+    """Indices of ``words`` (in time order) grouped into pieces of one voice: runs without
+    a pause, a long run cut into pieces of about PIECE_SECONDS (measured: pieces of 1.5 to
+    4.5 s hear a voice more steadily than ones cut at 3 s, whose last bit is short)."""
+    runs: list[list[int]] = []
+    for n, word in enumerate(words):
+        if runs and word.start - words[runs[-1][-1]].end < PAUSE_SECONDS:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    pieces = []
+    for run in runs:
+        start, end = words[run[0]].start, words[run[-1]].end
+        count = max(1, round((end - start) / PIECE_SECONDS))
+        bounds = np.linspace(start, end, count + 1)[1:-1]
+        cut = np.searchsorted(bounds, [(words[n].start + words[n].end) / 2 for n in run])
+        pieces += [[n for n, part in zip(run, cut) if part == k] for k in range(count)]
+    return [piece for piece in pieces if piece]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-9)
+
+
+def _centroids(embeddings: np.ndarray, seconds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return _unit(np.stack([(embeddings[labels == k] * seconds[labels == k, None]).sum(0)
+                           for k in range(labels.max() + 1)]))
+
+
+def _renumbered(labels: np.ndarray) -> np.ndarray:
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def cluster_voices(embeddings: np.ndarray, seconds: np.ndarray, most: int | None = None) -> np.ndarray:
+    """A voice number for each embedding (``seconds`` of speech each).
+
+    Over-cut first (average linkage at FIRST_CUT_DISTANCE), each piece then moved to its
+    nearest voice, and the two most alike voices merged while they are alike past
+    SAME_VOICE_SIMILARITY (or more than ``most`` remain), or while one says too little to
+    be a voice of its own.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    if len(embeddings) < 2:
+        return np.zeros(len(embeddings), int)
+    labels = _renumbered(fcluster(linkage(embeddings, "average", metric="cosine"), FIRST_CUT_DISTANCE,
+                                  "distance"))
+    while True:
+        for _ in range(3):
+            nearest = _renumbered(np.argmax(embeddings @ _centroids(embeddings, seconds, labels).T, axis=1))
+            if np.array_equal(nearest, labels):
+                break
+            labels = nearest
+        count = labels.max() + 1
+        if count == 1:
+            return labels
+        centroids = _centroids(embeddings, seconds, labels)
+        alike = centroids @ centroids.T
+        np.fill_diagonal(alike, -2)
+        one, other = np.unravel_index(np.argmax(alike), alike.shape)
+        said = np.bincount(labels, weights=seconds, minlength=count)
+        if alike[one, other] > SAME_VOICE_SIMILARITY or (most and count > most):
+            labels[labels == other] = one
+        elif said.min() < max(MIN_SHARE * seconds.sum(), MIN_VOICE_SECONDS):
+            smallest = int(np.argmin(said))
+            labels[labels == smallest] = int(np.argmax(alike[smallest]))
+        else:
+            return labels
+        labels = _renumbered(labels)
+
+
+def voices_of_words(samples: np.ndarray, words: list[Word], most: int | None = None) -> list[int]:
+    """The voice saying each of ``words`` (in time order, seconds of float ``samples`` at
+    16 kHz), voices numbered from 0 in the order they are first heard."""
+    if not words:
+        return []
+    pieces = _pieces(words)
+    spans = [(words[piece[0]].start, max(words[piece[-1]].end, words[piece[0]].start + 0.01)) for piece in pieces]
+    embeddings = voice_embeddings(samples, spans)
+    seconds = np.array([end - start for start, end in spans])
+    clustered = np.flatnonzero(seconds >= CLUSTERED_SECONDS)
+    if len(clustered) > MAX_CLUSTERED_PIECES:
+        clustered = np.sort(clustered[np.argsort(-seconds[clustered])[:MAX_CLUSTERED_PIECES]])
+    if len(clustered) < 2:
+        return [0] * len(words)
+    found = cluster_voices(embeddings[clustered], seconds[clustered], most)
+    labels = np.argmax(embeddings @ _centroids(embeddings[clustered], seconds[clustered], found).T, axis=1)
+    labels[clustered] = found
+    first_heard = {voice: n for n, voice in enumerate(dict.fromkeys(labels.tolist()))}
+    voice_of_word = [0] * len(words)
+    for piece, label in zip(pieces, labels):
+        for n in piece:
+            voice_of_word[n] = first_heard[int(label)]
+    return voice_of_word
+
+
+def voice_names(options: SpeakerOptions, voices: list[int], words: list[Word]) -> list[str]:
+    """A name for each voice (numbered in the order first heard): the person heard at their
+    ``voice_at``, then the other persons in order, then "Speaker N"; renamed as asked."""
+    count = max(voices, default=-1) + 1
+    names: dict[int, str] = {}
+    for person, seconds in options.voice_at:
+        if words:
+            nearest = min(range(len(words)), key=lambda n: abs((words[n].start + words[n].end) / 2 - seconds))
+            names.setdefault(voices[nearest], person)
+    others = iter(person for person in options.persons if person not in names.values())
+    for voice in range(count):
+        if voice not in names:
+            names[voice] = next(others, None) or f"Speaker {voice + 1}"
+    renames = dict(options.renames)
+    return [renames.get(names[voice], names[voice]) for voice in range(count)]
+
+
+def turns_of(spans: list[tuple[float, float, str]]) -> list[Turn]:
+    """Who speaks when: one turn per run of (start, end, speaker) spans of one speaker."""
+    return [Turn(run[0][0], run[-1][1], speaker)
+            for speaker, run in ((speaker, list(run)) for speaker, run in groupby(spans, key=lambda span: span[2]))]
+
+
+def _turn_speaker(turns: list[Turn], segment: Segment) -> str | None:
+    middle = (segment.start + segment.end) / 2
+    return next((turn.speaker for turn in turns if turn.start <= middle <= turn.end), None)
+
+
+def corrected(segment: Segment, turns: list[Turn]) -> bool:
+    """Whether a producer gave ``segment`` a speaker other than diarization's."""
+    said = _turn_speaker(turns, segment)
+    return said is not None and said != segment.speaker
+
+
+def voices_warning(options: SpeakerOptions, turns: list[Turn]) -> str:
+    """What a producer should check: voices heard other than the persons listed, or ""."""
+    heard, listed = len({turn.speaker for turn in turns}), len(options.persons)
+    if listed >= 2 and heard != listed:
+        return f"{listed} persons listed, {heard} voice{'' if heard == 1 else 's'} heard: check the speakers"
+    return ""
+
+
+def diarize(segments: list[Segment], samples: np.ndarray, options: SpeakerOptions,
+            earlier: list[Turn] | None = None) -> tuple[list[Segment], list[Turn]]:
+    """``segments`` (in time order) with their speakers found, cut where the voice changes
+    inside one, and the turns as named.
+
+    Segments a producer re-assigned since ``earlier`` turns keep their speaker, and their
+    words are not heard again.
+    """
+    kept = {id(segment) for segment in segments if earlier and corrected(segment, earlier)}
+    heard = [segment for segment in segments if id(segment) not in kept]
+    words = [word for segment in heard for word in segment.words]
+    voices = voices_of_words(samples, words, options.most)
+    names = voice_names(options, voices, words)
+    name_of = {id(word): names[voice] for word, voice in zip(words, voices)}
+    result: list[Segment] = []
+    for segment in segments:
+        if id(segment) in kept or not segment.words:
+            result.append(segment)
+            continue
+        runs = [list(run) for _, run in groupby(segment.words, key=lambda word: name_of[id(word)])]
+        for n, run in enumerate(runs):
+            result.append(Segment(
+                id=0, start=segment.start if n == 0 else run[0].start,
+                end=segment.end if n == len(runs) - 1 else run[-1].end,
+                text=join_words([word.text for word in run]), speaker=name_of[id(run[0])],
+                language=segment.language, words=run, restricted=segment.restricted))
+    for number, segment in enumerate(result):
+        segment.id = number
+    # A kept segment's turn stays diarization's, so its correction is still seen as one.
+    said = [(segment.start, segment.end, _turn_speaker(earlier, segment) if id(segment) in kept else segment.speaker)
+            for segment in result]
+    return result, turns_of(said)

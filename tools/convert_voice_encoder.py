@@ -1,0 +1,139 @@
+"""Convert resemblyzer's voice encoder to the ONNX file podarchive ships.
+
+    pip download resemblyzer==0.1.4 --no-deps
+    pip install onnx
+    python tools/convert_voice_encoder.py Resemblyzer-0.1.4-py3-none-any.whl pipeline/data/voice-encoder.onnx
+
+The wheel's ``resemblyzer/pretrained.pt`` is a legacy (non-zip) torch pickle: read here
+without torch, by an unpickler that knows only the four names such a checkpoint uses.
+The network (a 3-layer LSTM of 256 units over 40 mel bands, a 256x256 projection, ReLU,
+L2 norm: resemblyzer/voice_encoder.py) becomes ONNX operators with its weights stored as
+float16, so onnxruntime, which faster-whisper already installs, runs it.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+STORAGE_TYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "LongStorage": np.int64}
+LAYERS = 3
+HIDDEN = 256
+
+
+class _Storage:
+    def __init__(self, dtype, numel: int):
+        self.dtype, self.numel, self.data = dtype, numel, None
+
+
+class _Tensor:
+    def __init__(self, storage: _Storage, offset: int, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+    def array(self) -> np.ndarray:
+        item = self.storage.data.itemsize
+        return np.lib.stride_tricks.as_strided(
+            self.storage.data[self.offset:], self.size, [step * item for step in self.stride]).copy()
+
+
+class _CheckpointUnpickler(pickle.Unpickler):
+    def __init__(self, file):
+        super().__init__(file)
+        self.storages: dict[str, _Storage] = {}
+
+    def find_class(self, module, name):
+        if (module, name) in {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}:
+            return lambda storage, offset, size, stride, *_: _Tensor(storage, offset, size, stride)
+        if module == "torch" and name in STORAGE_TYPES:
+            return name
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a weights checkpoint")
+
+    def persistent_load(self, saved_id):
+        kind, storage_type, key, _location, numel, view = saved_id
+        if kind != "storage" or view is not None:
+            raise pickle.UnpicklingError(f"unexpected persistent id {saved_id!r}")
+        return self.storages.setdefault(key, _Storage(STORAGE_TYPES[storage_type], numel))
+
+
+def read_legacy_checkpoint(data: bytes) -> dict:
+    """The object a legacy torch.save wrote, tensors as numpy arrays in its 'model_state'."""
+    file = io.BytesIO(data)
+    for _header in range(3):  # magic number, protocol version, sizes of C types
+        pickle.load(file)
+    unpickler = _CheckpointUnpickler(file)
+    checkpoint = unpickler.load()
+    for key in pickle.load(file):
+        storage = unpickler.storages[key]
+        numel = int(np.frombuffer(file.read(8), "<i8")[0])
+        storage.data = np.frombuffer(file.read(numel * np.dtype(storage.dtype).itemsize), storage.dtype)
+    return {name: tensor.array() for name, tensor in checkpoint["model_state"].items()}
+
+
+def _onnx_gates(matrix: np.ndarray) -> np.ndarray:
+    """PyTorch's gate order (input, forget, cell, output) as ONNX's (input, output, forget, cell)."""
+    i, f, g, o = np.split(matrix, 4, axis=0)
+    return np.concatenate([i, o, f, g], axis=0)
+
+
+def encoder_model(weights: dict):
+    from onnx import TensorProto, helper, numpy_helper
+
+    initializers, nodes = [], []
+
+    def constant(name: str, value: np.ndarray) -> str:
+        """A float16 initializer, cast to float32 where it is used: half the file."""
+        initializers.append(numpy_helper.from_array(value.astype(np.float16), name + "_f16"))
+        nodes.append(helper.make_node("Cast", [name + "_f16"], [name], to=TensorProto.FLOAT))
+        return name
+
+    def axes(name: str, axis: int) -> str:
+        initializers.append(numpy_helper.from_array(np.array([axis], np.int64), name))
+        return name
+
+    nodes.append(helper.make_node("Transpose", ["mels"], ["sequence0"], perm=[1, 0, 2]))  # frames first
+    for layer in range(LAYERS):
+        w = constant(f"W{layer}", _onnx_gates(weights[f"lstm.weight_ih_l{layer}"])[None])
+        r = constant(f"R{layer}", _onnx_gates(weights[f"lstm.weight_hh_l{layer}"])[None])
+        b = constant(f"B{layer}", np.concatenate([_onnx_gates(weights[f"lstm.bias_ih_l{layer}"]),
+                                                  _onnx_gates(weights[f"lstm.bias_hh_l{layer}"])])[None])
+        nodes.append(helper.make_node("LSTM", [f"sequence{layer}", w, r, b], [f"Y{layer}", f"last{layer}"],
+                                      hidden_size=HIDDEN))
+        nodes.append(helper.make_node("Squeeze", [f"Y{layer}", axes(f"direction{layer}", 1)],
+                                      [f"sequence{layer + 1}"]))
+    nodes.append(helper.make_node("Squeeze", [f"last{LAYERS - 1}", axes("direction", 0)], ["hidden"]))
+    nodes.append(helper.make_node("Gemm", ["hidden", constant("linear_w", weights["linear.weight"]),
+                                           constant("linear_b", weights["linear.bias"])], ["projected"], transB=1))
+    nodes.append(helper.make_node("Relu", ["projected"], ["positive"]))
+    nodes.append(helper.make_node("LpNormalization", ["positive"], ["embedding"], axis=1, p=2))
+    graph = helper.make_graph(
+        nodes, "resemblyzer_voice_encoder",
+        [helper.make_tensor_value_info("mels", TensorProto.FLOAT, ["batch", "frames", 40])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="podarchive")
+    model.ir_version = 8  # read by onnxruntime 1.14, faster-whisper's oldest
+    return model
+
+
+def main(wheel: str, output: str) -> None:
+    import onnx
+
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read("resemblyzer/pretrained.pt")
+    print(f"pretrained.pt sha256 {hashlib.sha256(data).hexdigest()}")
+    model = encoder_model(read_legacy_checkpoint(data))
+    onnx.checker.check_model(model)
+    onnx.save(model, output)
+    print(f"{output}: {Path(output).stat().st_size} bytes, sha256 {hashlib.sha256(Path(output).read_bytes()).hexdigest()}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
