@@ -113,6 +113,8 @@ _HANN = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FFT_SIZE) / FFT_SIZE)).astype(
 
 def _partial_features(clip: np.ndarray) -> np.ndarray:
     """resemblyzer's mel power spectrogram (not log) of 1.6 s of speech, zero-padded."""
+    if len(clip) == 0:  # a word timed past the end of the recording
+        return np.zeros((PARTIAL_FRAMES, MEL_BANDS), np.float32)
     clip = clip * (PARTIAL_LEVEL / (np.sqrt(np.mean(clip ** 2)) + 1e-9))
     padded = np.pad(clip, FFT_SIZE // 2, mode="reflect" if len(clip) > FFT_SIZE // 2 else "constant")
     count = 1 + (len(padded) - FFT_SIZE) // HOP

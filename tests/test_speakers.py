@@ -19,7 +19,7 @@ from pipeline.cli import cli
 from pipeline.errors import PodarchiveError
 from pipeline.model import Transcript, Word
 from pipeline.search import search
-from pipeline.speakers import SpeakerOptions, speaker_options, voice_names
+from pipeline.speakers import SpeakerOptions, speaker_options, voice_names, voices_of_words
 from pipeline.speech import at_speech_level, speech_regions
 
 from conftest import REPO, copy_archive
@@ -265,3 +265,41 @@ def test_renaming_finds_voices_again_and_keeps_a_producers_correction(conversati
     again = CliRunner().invoke(cli, ["--archive", str(work), "transcribe"])
     assert "voices found again" not in again.output
     assert _transcript(work, "ej-and-jfk").segments == transcript.segments
+
+
+# --- input that is not a conversation -----------------------------------------------------
+
+
+def _every(seconds: float, until: float) -> list[Word]:
+    return [Word("w", start, start + seconds * 0.9, 1.0) for start in np.arange(0.0, until - seconds, seconds)]
+
+
+def test_ten_minutes_of_music_give_an_answer_without_crashing():
+    rng = np.random.default_rng(3)
+    seconds = 600
+    t = np.arange(seconds * SAMPLE_RATE) / SAMPLE_RATE
+    chords = [(220.0, 277.2, 329.6), (196.0, 246.9, 293.7), (174.6, 220.0, 261.6)]
+    music = np.zeros_like(t, dtype=np.float32)
+    for bar in range(seconds // 2):  # a chord every two seconds, a little noise under it
+        span = slice(bar * 2 * SAMPLE_RATE, (bar + 1) * 2 * SAMPLE_RATE)
+        music[span] = sum(np.sin(2 * np.pi * f * t[span]) for f in chords[bar % 3]) * 0.1
+    music += rng.normal(0, 0.005, len(music)).astype(np.float32)
+    words = _every(0.4, seconds)
+    voices = voices_of_words(music, words)
+    assert len(voices) == len(words)
+    assert voices[0] == 0 and max(voices) < 4
+
+
+def test_silence_words_past_the_end_and_a_single_word_give_an_answer():
+    silence = np.zeros(SAMPLE_RATE * 120, np.float32)
+    words = [Word("a", 1.0, 1.3, 1.0), Word("b", 100.0, 100.4, 1.0), Word("c", 119.9, 125.0, 1.0)]
+    assert voices_of_words(silence, words) == [0, 0, 0]
+    assert voices_of_words(silence, words[:1]) == [0]
+    assert voices_of_words(silence, []) == []
+
+
+def test_voices_talking_over_each_other_give_one_voice_per_word():
+    audio = _samples(REPO / "episodes" / "two-voices-stereo" / "stereo_diarization.wav")
+    words = _every(0.3, len(audio) / SAMPLE_RATE)
+    voices = voices_of_words(audio, words, most=2)
+    assert len(voices) == len(words) and set(voices) <= {0, 1}
