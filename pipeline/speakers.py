@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .archive import Episode
+from .audio import as_float
 from .model import Segment, Turn, Word
 from .text import join_words
 
@@ -132,8 +133,9 @@ def _partials(start: float, end: float) -> list[tuple[float, float]]:
 
 
 def voice_embeddings(samples: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
-    """One unit vector per (start, end) span of float ``samples``: the mean of its partials'
-    embeddings, partials PARTIAL_HOP_SECONDS apart."""
+    """One unit vector per (start, end) span of ``samples`` (16-bit or float, 16 kHz): the
+    mean of its partials' embeddings, partials PARTIAL_HOP_SECONDS apart. Samples become
+    floats a partial at a time: an hour of them as floats would be 230 MB more."""
     owners, partials = [], []
     for n, (start, end) in enumerate(spans):
         for span in _partials(start, end):
@@ -142,7 +144,8 @@ def voice_embeddings(samples: np.ndarray, spans: list[tuple[float, float]]) -> n
     embedded = np.zeros((len(spans), 256), np.float32)
     for first in range(0, len(partials), PARTIALS_AT_ONCE):
         batch = partials[first:first + PARTIALS_AT_ONCE]
-        features = np.stack([_partial_features(samples[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)]) for a, b in batch])
+        features = np.stack([_partial_features(as_float(samples[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)]))
+                             for a, b in batch])
         found = _encoder().run(None, {"mels": features})[0]
         np.add.at(embedded, owners[first:first + len(batch)], found)
     return embedded / np.maximum(np.linalg.norm(embedded, axis=1, keepdims=True), 1e-9)
@@ -220,8 +223,8 @@ def cluster_voices(embeddings: np.ndarray, seconds: np.ndarray, most: int | None
 
 
 def voices_of_words(samples: np.ndarray, words: list[Word], most: int | None = None) -> list[int]:
-    """The voice saying each of ``words`` (in time order, seconds of float ``samples`` at
-    16 kHz), voices numbered from 0 in the order they are first heard."""
+    """The voice saying each of ``words`` (in time order, seconds of ``samples``, 16-bit or
+    float at 16 kHz), voices numbered from 0 in the order they are first heard."""
     if not words:
         return []
     pieces = _pieces(words)

@@ -317,7 +317,7 @@ def transcribe_episode(
     speaking = speaker_options(episode) if len(tracks) == 1 else None
     turns = []
     if speaking:
-        segments, turns = diarize(segments, as_float(tracks[0][1]), speaking)
+        segments, turns = diarize(segments, tracks[0][1], speaking)
     transcript = Transcript(
         episode=episode.slug,
         language=main_language,
@@ -339,7 +339,7 @@ def with_voices(transcript: Transcript, episode: Episode, speaking: SpeakerOptio
     """``transcript`` with its voices found again as ``speaking`` says, its words kept and
     the speakers a producer corrected kept too."""
     tracks = speaker_tracks(episode, SAMPLE_RATE)
-    segments, turns = diarize(transcript.segments, as_float(tracks[0][1]), speaking, transcript.turns)
+    segments, turns = diarize(transcript.segments, tracks[0][1], speaking, transcript.turns)
     edited = transcript.timing_sha256 != transcript.words_digest()
     found = replace(transcript, segments=segments, turns=turns,
                     options={**transcript.options, SPEAKERS: speaking.recorded()})
