@@ -394,8 +394,13 @@ def _digest(value) -> str:
 
 
 def _public_transcript(episode: Episode, transcript: Transcript, masking: _Masking):
-    """The transcript as it may be published, the spans to silence, and what was cut."""
-    public = dataclasses.replace(transcript, segments=[
+    """The transcript as it may be published, the spans to silence, and what was cut.
+
+    Diarization's bookkeeping stays private: its turns and the options that name persons
+    (speakers, channels) are not part of the view, so no stage can publish them unmasked.
+    """
+    public = dataclasses.replace(transcript, turns=[], options={
+        key: value for key, value in transcript.options.items() if key not in _OPTIONS_NAMING_PERSONS}, segments=[
         dataclasses.replace(s, words=[dataclasses.replace(w) for w in s.words]) for s in transcript.segments])
     silence: list[tuple[float, float]] = []
     # Names first, over all the words (restricted ones too) read as one text, so that a
@@ -426,6 +431,9 @@ def _public_transcript(episode: Episode, transcript: Transcript, masking: _Maski
     public.segments = kept
     silence += list(episode.restrict)
     return public, [(max(0.0, start), end) for start, end in merge_spans(silence)], cut
+
+
+_OPTIONS_NAMING_PERSONS = ("speakers", "channels")
 
 
 def _extent(segment: Segment) -> tuple[float, float]:

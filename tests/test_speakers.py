@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -13,16 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.io import wavfile
 
-from pipeline.archive import load_episode
+from pipeline.archive import load_archive, load_episode
 from pipeline.audio import SAMPLE_RATE, as_float, decode, probe
 from pipeline.cli import cli
 from pipeline.errors import PodarchiveError
-from pipeline.model import Transcript, Word
+from pipeline.model import Segment, Transcript, Turn, Word
+from pipeline.privacy import public_view
 from pipeline.search import search
 from pipeline.speakers import SpeakerOptions, speaker_options, voice_names, voices_of_words
 from pipeline.speech import at_speech_level, speech_regions
 
-from conftest import REPO, copy_archive
+from conftest import REPO, copy_archive, write_transcript
 
 CLIPS = REPO / "tests" / "data" / "clips"
 BENCH = importlib.util.spec_from_file_location("bench_diarization", REPO / "bench" / "diarization.py")
@@ -240,7 +242,6 @@ def test_one_voice_listed_as_two_persons_is_said(conversations):
 def test_renaming_finds_voices_again_and_keeps_a_producers_correction(conversations, tmp_path):
     root, _, _ = conversations
     work = tmp_path / "archive"
-    import shutil
     shutil.copytree(root, work)
     path = work / "episodes" / "ej-and-jfk" / "transcript.json"
     data = json.loads(path.read_text("utf-8"))
@@ -303,3 +304,21 @@ def test_voices_talking_over_each_other_give_one_voice_per_word():
     words = _every(0.3, len(audio) / SAMPLE_RATE)
     voices = voices_of_words(audio, words, most=2)
     assert len(voices) == len(words) and set(voices) <= {0, 1}
+
+
+def test_a_withheld_persons_name_leaves_the_public_view_with_diarizations_turns(tmp_path):
+    root = copy_archive(tmp_path, ["kennedy-inaugural-1961"])
+    toml = root / "episodes" / "kennedy-inaugural-1961" / "episode.toml"
+    toml.write_text('redact = ["Ana Lima"]\n' + toml.read_text("utf-8"), "utf-8")
+    transcript = write_transcript(root, "kennedy-inaugural-1961", [
+        Segment(0, 0.0, 2.0, "And so", "Ana Lima", "en", [Word("And", 0.0, 0.5, 1.0), Word("so", 0.6, 1.0, 1.0)])])
+    transcript.turns = [Turn(0.0, 2.0, "Ana Lima")]
+    transcript.options = {"speakers": {"persons": ["Ana Lima"]}, "language": "en"}
+    transcript.timing_sha256 = transcript.words_digest()
+    path = root / "episodes" / "kennedy-inaugural-1961" / "transcript.json"
+    path.write_text(json.dumps(transcript.to_json()), "utf-8")
+
+    view = public_view(load_archive(root))
+    public = view.episodes[0].transcript
+    assert public.turns == [] and "speakers" not in public.options and public.options["language"] == "en"
+    assert "Ana" not in json.dumps(public.to_json())
