@@ -15,7 +15,7 @@ stereo_diarization.wav downmixed to mono, and single voices; then, on a one-hour
 two-voice recording, the time and peak memory diarization adds, and on a --minutes
 recording the share of `transcribe`'s time that diarization takes.
 
-    python bench/diarization.py [--seeds 10] [--minutes 8]
+    python bench/diarization.py [--seeds 10] [--first-seed 0] [--minutes 8]
 """
 
 from __future__ import annotations
@@ -231,6 +231,8 @@ def transcription_seconds(minutes: float) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10, help="conversations per voice count")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first conversation's seed (10: those the thresholds were not chosen on)")
     parser.add_argument("--seconds", type=float, default=150, help="length of each conversation")
     parser.add_argument("--minutes", type=float, default=8, help="length of the recording transcribed")
     parser.add_argument("--hour-child", type=float, help=argparse.SUPPRESS)
@@ -244,7 +246,7 @@ def main() -> None:
     all_right = all_count = 0
     for voices in (2, 3, 4):
         rates, errors, speech, right = [], 0.0, 0.0, 0
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             audio, reference = conversation(voices, args.seconds, seed)
             hypothesis = diarized(audio)
             rate = diarization_error_rate(reference, hypothesis)
