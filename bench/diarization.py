@@ -87,8 +87,12 @@ def conversation(voices: int, seconds: float, seed: int) -> tuple[np.ndarray, li
     pools: dict[str, list[np.ndarray]] = {name: [] for name in names}
     levels = {name: 10 ** (rng.uniform(-3, 3) / 20) for name in names}
     pieces, turns, now, speaker = [], [], 0.0, None
+    spoken = dict.fromkeys(names, 0.0)
     while now < seconds:
-        speaker = rng.choice([name for name in names if name != speaker])
+        # Whoever has said least is likelier to speak next: every voice takes part (picked
+        # evenly, a 4-voice conversation could leave a voice out or give it 1 s).
+        others = [name for name in names if name != speaker]
+        speaker = rng.choices(others, weights=[1 / (1 + spoken[name]) for name in others])[0]
         backchannel = bool(turns) and rng.random() < 0.08
         target = rng.uniform(0.4, 0.9) if backchannel else rng.uniform(1, 20)
         said = 0.0
@@ -108,6 +112,7 @@ def conversation(voices: int, seconds: float, seed: int) -> tuple[np.ndarray, li
             turns.append((round(now, 3), round(now + len(clip) / SAMPLE_RATE, 3), speaker))
             now += len(clip) / SAMPLE_RATE
             said += len(clip) / SAMPLE_RATE
+            spoken[speaker] += len(clip) / SAMPLE_RATE
     audio = np.concatenate(pieces)
     audio += np.random.default_rng(seed).normal(0, 0.0005, len(audio)).astype(np.float32)  # a room's floor
     return audio, turns
@@ -254,7 +259,7 @@ def main() -> None:
             rates.append(rate)
             errors += rate * seconds
             speech += seconds
-            right += len({who for *_, who in hypothesis}) == voices
+            right += len({who for *_, who in hypothesis}) == len({who for *_, who in reference})
         all_right += right
         all_count += args.seeds
         print(f"| {voices} | {args.seeds} | {np.mean(rates):.3f} | {errors / speech:.3f} | {max(rates):.3f} "
