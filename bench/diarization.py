@@ -161,9 +161,9 @@ def speech_words(audio: np.ndarray) -> list[Word]:
     return words
 
 
-def diarized(audio: np.ndarray, most: int | None = None) -> list[tuple[float, float, str]]:
+def diarized(audio: np.ndarray, count: int | None = None) -> list[tuple[float, float, str]]:
     words = speech_words(audio)
-    return [(word.start, word.end, str(voice)) for word, voice in zip(words, voices_of_words(audio, words, most))]
+    return [(word.start, word.end, str(voice)) for word, voice in zip(words, voices_of_words(audio, words, count))]
 
 
 def _memory_mb(field: str) -> float:
@@ -266,14 +266,15 @@ def main() -> None:
               f"| {right}/{args.seeds} |")
     print(f"count right overall: {all_right}/{all_count}")
 
-    print("\n| recording | voices | found |")
-    print("|---|---|---|")
+    print("\n| recording | voices | found | found with speakers = voices |")
+    print("|---|---|---|---|")
     singles = [("three-speakers-en.wav", samples(CLIPS / "three-speakers-en.wav"), 3),
                ("stereo_diarization.wav (mono)", samples(REPO / "episodes/two-voices-stereo/stereo_diarization.wav"), 2)]
     singles += [(f"{name} alone", np.concatenate([samples(path) for path in VOICES[name]]), 1)
                 for name in ("multilingual", "sonnet", "ej-fra", "jfk")]
     for name, audio, voices in singles:
-        print(f"| {name} | {voices} | {len({who for *_, who in diarized(audio)})} |")
+        print(f"| {name} | {voices} | {len({who for *_, who in diarized(audio)})} "
+              f"| {len({who for *_, who in diarized(audio, voices)})} |")
 
     hour = subprocess.run([sys.executable, __file__, "--hour-child", "60"], check=True, capture_output=True,
                           text=True).stdout.split()

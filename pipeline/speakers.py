@@ -68,14 +68,14 @@ AUTO = "auto"
 class SpeakerOptions:
     """What decides an episode's voices and their names, recorded in transcript.json."""
 
-    most: int | None  # speakers = N: at most N voices
+    count: int | None  # speakers = N: N voices; None: as many as are heard
     persons: tuple[str, ...]
     voice_at: tuple[tuple[str, float], ...]
     renames: tuple[tuple[str, str], ...]
     method: int = DIARIZATION_METHOD
 
     def recorded(self) -> dict:
-        return {"method": self.method, "count": self.most or AUTO, "persons": list(self.persons),
+        return {"method": self.method, "count": self.count or AUTO, "persons": list(self.persons),
                 "voice_at": dict(self.voice_at), "renames": dict(self.renames)}
 
 
@@ -87,7 +87,7 @@ def speaker_options(episode: Episode) -> SpeakerOptions | None:
     if len(episode.persons) < 2 and episode.speakers is None:
         return None
     return SpeakerOptions(
-        most=episode.speakers if isinstance(episode.speakers, int) else None,
+        count=episode.speakers if isinstance(episode.speakers, int) else None,
         persons=tuple(person.name for person in episode.persons),
         voice_at=tuple((person.name, person.voice_at) for person in episode.persons if person.voice_at is not None),
         renames=tuple(episode.speaker_names.items()),
@@ -186,45 +186,61 @@ def _renumbered(labels: np.ndarray) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1]
 
 
-def cluster_voices(embeddings: np.ndarray, seconds: np.ndarray, most: int | None = None) -> np.ndarray:
-    """A voice number for each embedding (``seconds`` of speech each).
+def _settled(embeddings: np.ndarray, seconds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``labels`` after each piece has moved to its nearest voice (a few rounds)."""
+    labels = _renumbered(labels)
+    for _ in range(3):
+        nearest = _renumbered(np.argmax(embeddings @ _centroids(embeddings, seconds, labels).T, axis=1))
+        if np.array_equal(nearest, labels):
+            break
+        labels = nearest
+    return labels
+
+
+def cluster_voices(embeddings: np.ndarray, seconds: np.ndarray, count: int | None = None) -> np.ndarray:
+    """A voice number for each embedding (``seconds`` of speech each): ``count`` voices
+    when it is given (and there are as many pieces), as many as are heard otherwise.
 
     Over-cut first (average linkage at FIRST_CUT_DISTANCE), each piece then moved to its
-    nearest voice, and the two most alike voices merged while they are alike past
-    SAME_VOICE_SIMILARITY (or more than ``most`` remain), or while one says too little to
-    be a voice of its own.
+    nearest voice. Then, uncounted: the two most alike voices are merged while they are
+    alike past SAME_VOICE_SIMILARITY, and a voice that says too little to be one of its
+    own goes to its nearest. Counted: voices go that way, the least of a voice first,
+    until ``count`` remain.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
 
     if len(embeddings) < 2:
         return np.zeros(len(embeddings), int)
-    labels = _renumbered(fcluster(linkage(embeddings, "average", metric="cosine"), FIRST_CUT_DISTANCE,
-                                  "distance"))
-    while True:
-        for _ in range(3):
-            nearest = _renumbered(np.argmax(embeddings @ _centroids(embeddings, seconds, labels).T, axis=1))
-            if np.array_equal(nearest, labels):
-                break
-            labels = nearest
-        count = labels.max() + 1
-        if count == 1:
-            return labels
+    tree = linkage(embeddings, "average", metric="cosine")
+    labels = _settled(embeddings, seconds, fcluster(tree, FIRST_CUT_DISTANCE, "distance"))
+    while (found := labels.max() + 1) > 1:
         centroids = _centroids(embeddings, seconds, labels)
         alike = centroids @ centroids.T
         np.fill_diagonal(alike, -2)
-        one, other = np.unravel_index(np.argmax(alike), alike.shape)
-        said = np.bincount(labels, weights=seconds, minlength=count)
-        if alike[one, other] > SAME_VOICE_SIMILARITY or (most and count > most):
+        said = np.bincount(labels, weights=seconds, minlength=found)
+        smallest = int(np.argmin(said))
+        too_little = said[smallest] < max(MIN_SHARE * seconds.sum(), MIN_VOICE_SECONDS)
+        if count is None:
+            merge = alike.max() > SAME_VOICE_SIMILARITY
+            if not merge and not too_little:
+                break
+        else:  # as many as the producer says: the least of a voice goes first
+            if found <= count:
+                break
+            merge = not too_little
+        if merge:
+            one, other = np.unravel_index(np.argmax(alike), alike.shape)
             labels[labels == other] = one
-        elif said.min() < max(MIN_SHARE * seconds.sum(), MIN_VOICE_SECONDS):
-            smallest = int(np.argmin(said))
-            labels[labels == smallest] = int(np.argmax(alike[smallest]))
         else:
-            return labels
-        labels = _renumbered(labels)
+            labels[labels == smallest] = int(np.argmax(alike[smallest]))
+        labels = _settled(embeddings, seconds, labels)
+    if count is not None and labels.max() + 1 < count <= len(embeddings):
+        # Voices more alike than the first cut tells apart: the producer says there are more.
+        labels = _settled(embeddings, seconds, fcluster(tree, count, "maxclust"))
+    return labels
 
 
-def voices_of_words(samples: np.ndarray, words: list[Word], most: int | None = None) -> list[int]:
+def voices_of_words(samples: np.ndarray, words: list[Word], count: int | None = None) -> list[int]:
     """The voice saying each of ``words`` (in time order, seconds of ``samples``, 16-bit or
     float at 16 kHz), voices numbered from 0 in the order they are first heard."""
     if not words:
@@ -238,7 +254,7 @@ def voices_of_words(samples: np.ndarray, words: list[Word], most: int | None = N
         clustered = np.sort(clustered[np.argsort(-seconds[clustered])[:MAX_CLUSTERED_PIECES]])
     if len(clustered) < 2:
         return [0] * len(words)
-    found = cluster_voices(embeddings[clustered], seconds[clustered], most)
+    found = cluster_voices(embeddings[clustered], seconds[clustered], count)
     labels = np.argmax(embeddings @ _centroids(embeddings[clustered], seconds[clustered], found).T, axis=1)
     labels[clustered] = found
     first_heard = {voice: n for n, voice in enumerate(dict.fromkeys(labels.tolist()))}
@@ -302,7 +318,7 @@ def diarize(segments: list[Segment], samples: np.ndarray, options: SpeakerOption
     kept = {id(segment) for segment in segments if earlier and corrected(segment, earlier)}
     heard = [segment for segment in segments if id(segment) not in kept]
     words = [word for segment in heard for word in segment.words]
-    voices = voices_of_words(samples, words, options.most)
+    voices = voices_of_words(samples, words, options.count)
     names = voice_names(options, voices, words)
     name_of = {id(word): names[voice] for word, voice in zip(words, voices)}
     result: list[Segment] = []
