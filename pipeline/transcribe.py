@@ -16,7 +16,7 @@ from .archive import Archive, Episode, read_current_transcript, read_transcript
 from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
-from .model import Gap, Outcome, Segment, Status, Transcript, Word
+from .model import Gap, Outcome, Segment, Status, Transcript, Turn, Word
 from .speakers import SpeakerOptions, diarize, speaker_options, voices_warning
 from .speech import (
     FRAME_SECONDS,
@@ -339,7 +339,11 @@ def with_voices(transcript: Transcript, episode: Episode, speaking: SpeakerOptio
     """``transcript`` with its voices found again as ``speaking`` says, its words kept and
     the speakers a producer corrected kept too."""
     tracks = speaker_tracks(episode, SAMPLE_RATE)
-    segments, turns = diarize(transcript.segments, tracks[0][1], speaking, transcript.turns)
+    # Made before its voices were found, a transcript gave every segment one speaker (the
+    # sole person, or none): a segment saying otherwise was corrected by hand.
+    given = Counter(segment.speaker for segment in transcript.segments).most_common(1)
+    earlier = transcript.turns or [Turn(0.0, transcript.duration, given[0][0] if given else "")]
+    segments, turns = diarize(transcript.segments, tracks[0][1], speaking, earlier)
     edited = transcript.timing_sha256 != transcript.words_digest()
     found = replace(transcript, segments=segments, turns=turns,
                     options={**transcript.options, SPEAKERS: speaking.recorded()})

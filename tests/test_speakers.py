@@ -23,6 +23,7 @@ from pipeline.privacy import public_view
 from pipeline.search import search
 from pipeline.speakers import SpeakerOptions, speaker_options, voice_names, voices_of_words
 from pipeline.speech import at_speech_level, speech_regions
+from pipeline.transcribe import with_voices
 
 from conftest import REPO, copy_archive, write_transcript
 
@@ -322,3 +323,22 @@ def test_a_withheld_persons_name_leaves_the_public_view_with_diarizations_turns(
     public = view.episodes[0].transcript
     assert public.turns == [] and "speakers" not in public.options and public.options["language"] == "en"
     assert "Ana" not in json.dumps(public.to_json())
+
+
+def test_voices_found_for_an_older_transcript_keep_a_speaker_set_by_hand(tmp_path):
+    root = copy_archive(tmp_path, ["eric-joanis-readalongs"])
+    slug = "eric-joanis-readalongs"
+    toml = root / "episodes" / slug / "episode.toml"
+    toml.write_text(toml.read_text("utf-8") + '[[persons]]\nname = "Second"\n', "utf-8")
+    segments = [Segment(n, 4.0 * n, 4.0 * n + 3.5, "mot mot", "", "fr",
+                        [Word("mot", 4.0 * n + 0.2, 4.0 * n + 1.5, 1.0), Word("mot", 4.0 * n + 1.7, 4.0 * n + 3.4, 1.0)])
+                for n in range(8)]
+    segments[3].speaker = "Second"  # set by a producer before voices were found
+    transcript = write_transcript(root, slug, segments, language="fr", duration=34.1)
+    episode = load_episode(root / "episodes" / slug)
+    found = with_voices(transcript, episode, speaker_options(episode))
+    corrected = [segment for segment in found.segments if segment.start == 12.0]
+    assert [segment.speaker for segment in corrected] == ["Second"]
+    assert {segment.speaker for segment in found.segments} <= {"Éric Joanis", "Second"}
+    assert all(segment.speaker for segment in found.segments)
+    assert found.options["speakers"]["persons"] == ["Éric Joanis", "Second"]
