@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .archive import Episode
-from .audio import as_float
+from .audio import SAMPLE_RATE, as_float
 from .model import Segment, Turn, Word
 from .text import join_words
 
@@ -30,7 +30,6 @@ VOICE_ENCODER = Path(__file__).parent / "data" / "voice-encoder.onnx"
 # How voices are found, recorded in transcript.json: a change finds them again (the
 # words are not transcribed again).
 DIARIZATION_METHOD = 1
-SAMPLE_RATE = 16000
 # resemblyzer's features: 40 mel bands of 25 ms windows every 10 ms, heard 1.6 s at a
 # time ("partials"), each at -30 dBFS.
 MEL_BANDS = 40
@@ -150,7 +149,7 @@ def voice_embeddings(samples: np.ndarray, spans: list[tuple[float, float]]) -> n
                              for a, b in batch])
         found = _encoder().run(None, {"mels": features})[0]
         np.add.at(embedded, owners[first:first + len(batch)], found)
-    return embedded / np.maximum(np.linalg.norm(embedded, axis=1, keepdims=True), 1e-9)
+    return _unit(embedded)
 
 
 def _pieces(words: list[Word]) -> list[list[int]]:
