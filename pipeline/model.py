@@ -232,25 +232,24 @@ def _segment(value: Any, where: str) -> Segment:
     _refuse_unknown(table, set(_SEGMENT_FIELDS), where)
     fields = {name: _field(table, name, kind, where) for name, kind in _SEGMENT_FIELDS.items()
               if name in table or name not in _OPTIONAL}
-    words = []
-    for n, item in enumerate(fields.pop("words", [])):
-        word = _table(item, f"{where}words[{n}].")
-        _refuse_unknown(word, set(_WORD_FIELDS), f"{where}words[{n}].")
-        words.append(Word(**{name: _field(word, name, kind, f"{where}words[{n}].")
-                             for name, kind in _WORD_FIELDS.items()}))
+    words = [Word(**_record(item, f"{where}words[{n}].", _WORD_FIELDS))
+             for n, item in enumerate(fields.pop("words", []))]
     return Segment(**fields, words=words)
 
 
-def _gap(value: Any, where: str) -> Gap:
+def _record(value: Any, where: str, kinds: dict[str, str]) -> dict[str, Any]:
+    """The fields of an object whose every field is required and of the kind ``kinds`` says."""
     table = _table(value, where)
-    _refuse_unknown(table, set(_GAP_FIELDS), where)
-    gap = Gap(**{name: _field(table, name, kind, where) for name, kind in _GAP_FIELDS.items()})
+    _refuse_unknown(table, set(kinds), where)
+    return {name: _field(table, name, kind, where) for name, kind in kinds.items()}
+
+
+def _gap(value: Any, where: str) -> Gap:
+    gap = Gap(**_record(value, where, _GAP_FIELDS))
     if not 0 <= gap.start < gap.end:
         raise InvalidTranscript(where + "end", f"must come after start ({gap.start}), both positive")
     return gap
 
 
 def _turn(value: Any, where: str) -> Turn:
-    table = _table(value, where)
-    _refuse_unknown(table, set(_TURN_FIELDS), where)
-    return Turn(**{name: _field(table, name, kind, where) for name, kind in _TURN_FIELDS.items()})
+    return Turn(**_record(value, where, _TURN_FIELDS))
