@@ -16,7 +16,7 @@ from .archive import Episode, inside_archive, read_transcript
 from .audio import SAMPLE_RATE, as_float, speaker_tracks
 from .embedded_model import LazyWhisper
 from .errors import PodarchiveError
-from .model import Outcome, Segment, Status, Transcript, Word
+from .model import IMPORTED_MODEL, Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED
 from .speech import Region, untranscribed
 from .storage import atomic_write_json
@@ -81,6 +81,12 @@ def _retime(episode: Episode, transcript: Transcript, correction: Correction | N
     return transcript
 
 
+def _aligning_model(transcript: Transcript) -> str | None:
+    """The whisper that times ``transcript``'s words: the one that found them, or for a
+    transcript imported from a feed, the embedded model."""
+    return None if transcript.model == IMPORTED_MODEL else transcript.model
+
+
 def timed_by_older_method(transcript: Transcript) -> bool:
     """Whether ``transcript``'s words, neither reviewed nor edited by a producer, were
     timed by an older method than WORD_TIMING_METHOD."""
@@ -114,7 +120,7 @@ def _align_own_words(transcript: Transcript, tracks: dict[str, np.ndarray], alig
         if end - start > MAX_WINDOW_SECONDS:
             continue  # a hand-made segment longer than whisper hears: its times are kept
         words = [word for segment in run for word in segment.words]
-        timed = aligner.align(transcript.model, samples, start, end, [word.text for word in words],
+        timed = aligner.align(_aligning_model(transcript), samples, start, end, [word.text for word in words],
                               run[0].language or transcript.language)
         for word, aligned in zip(words, timed):
             word.start, word.end = aligned.start, aligned.end
@@ -351,7 +357,7 @@ def _apply(episode: Episode, transcript: Transcript, correction: Correction,
             raise PodarchiveError(episode.transcript_path, "segments",
                                   f"segment {segment.id} is longer than {MAX_WINDOW_SECONDS:.0f} s, "
                                   "more than whisper hears at once: split it")
-        segment.words = aligner.align(transcript.model, samples, segment.start, end, words,
+        segment.words = aligner.align(_aligning_model(transcript), samples, segment.start, end, words,
                                       segment.language or transcript.language)
         probability = float(np.mean([word.probability for word in segment.words]))
         if probability < MIN_ALIGNED_PROBABILITY:
@@ -389,14 +395,14 @@ class ForcedAligner:
     """
 
     def __init__(self):
-        self._models: dict[str, object] = {}
+        self._models: dict[str | None, object] = {}
 
-    def whisper(self, name: str):
+    def whisper(self, name: str | None):
         if name not in self._models:
             self._models[name] = LazyWhisper(name)
         return self._models[name].get()
 
-    def align(self, model: str, samples: np.ndarray, start: float, end: float,
+    def align(self, model: str | None, samples: np.ndarray, start: float, end: float,
               words: list[str], language: str) -> list[Word]:
         """``words`` timed inside [start, end] (at most MAX_WINDOW_SECONDS) of ``samples``
         (16 kHz), in seconds from the start of ``samples``."""

@@ -26,6 +26,7 @@ from .enclosure import still_safe
 from .errors import PodarchiveError
 from .feed import check_feed, publish_archive
 from .formats import clock, render_archive, withdraw_folders
+from .importer import import_podcast, read_podcast
 from .model import Outcome, Status
 from .privacy import PublicView, as_podarchive_error, public_view
 from .search import index_archive, index_problems, withdraw_from_index
@@ -231,6 +232,29 @@ def clip(root: Path, slug: str, start: float, end: float, target: Path,
     if not source.exists() or not still_safe(source, episode.silence, view.says_withheld_name):
         raise PodarchiveError(source, None, "not published yet: run `podarchive run` first")
     return cut_clip(source, start, end, target)
+
+
+def import_feed(
+    root: Path,
+    source: str,
+    *,
+    retranscribe: bool = False,
+    owner_ok: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+    waiting: Waiting = WAIT,
+) -> RunReport:
+    """The items of the podcast feed at ``source`` not imported yet, as episodes of the
+    archive at ``root`` (made from the feed's channel when there is none)."""
+    podcast = read_podcast(source)  # a feed that does not read changes nothing
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with locked(root, waiting):
+        outcomes = import_podcast(root, podcast, retranscribe=retranscribe, owner_ok=owner_ok,
+                                  on_start=on_start, progress=progress, on_done=on_done)
+        report = _load(root)
+        report.stages["import"] = outcomes
+    return report
 
 
 def run(

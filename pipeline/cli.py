@@ -426,6 +426,57 @@ def serve(ctx, host, port, workers) -> None:
     web.serve(root, host, port, workers=workers)
 
 
+class _Download:
+    """A progress bar in bytes downloaded."""
+
+    def __init__(self):
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if total > 0:
+            self.bar = click.progressbar(length=total, label="Downloading (bytes)", file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+
+    def advance(self, count: int) -> None:
+        if self.bar is not None:
+            self.bar.update(min(count, self.bar.length - self.bar.pos))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@cli.command("import")
+@click.argument("feed")
+@click.option("--retranscribe", is_flag=True,
+              help="Leave the transcripts the feed links to: whisper transcribes every episode.")
+@click.option("--owner-ok", is_flag=True,
+              help="Import a feed its owner locked (podcast:locked) against imports elsewhere: you are its owner.")
+@click.pass_context
+def import_command(ctx, feed, retranscribe, owner_ok) -> None:
+    """Bring in an existing podcast from its FEED (an address or a file): each item
+    becomes an episode folder, its recording downloaded (resumed if cut off) and the
+    transcript it links to (JSON, VTT or SRT) kept as its starting transcript.
+
+    Run it again to add the items published since: items imported already (by guid) are
+    left as they are, with any edits made to them. Without an archive.toml, one is made
+    from the feed's channel.
+    """
+    root = ctx.obj["archive"]
+    download = _Download()
+    try:
+        report = build.import_feed(root, feed, retranscribe=retranscribe, owner_ok=owner_ok,
+                                   on_start=download.start, progress=download.advance, waiting=_waiting(ctx))
+    except PodarchiveError as error:
+        download.close()
+        _fail(error, root)
+    download.close()
+    if any(outcome.status == Status.IMPORTED for outcome in report.stages["import"]):
+        click.echo("next: check each episode.toml (persons, redact, status), then podarchive run")
+    _print_report(report, root)
+
+
 @cli.command()
 @model_option
 @batch_size_option

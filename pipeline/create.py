@@ -53,7 +53,8 @@ base_url = {base_url}
 
 
 def init_archive(root: Path, *, title: str | None = None, author: str = "", email: str = "",
-                 language: str = "en", base_url: str = "https://example.org/podcast/") -> list[Path]:
+                 language: str = "en", base_url: str = "https://example.org/podcast/",
+                 description: str = "") -> list[Path]:
     """A new archive in ``root``: archive.toml (every key explained), episodes/ and a
     .gitignore for what podarchive derives. Returns what it wrote."""
     root = Path(root)
@@ -61,11 +62,11 @@ def init_archive(root: Path, *, title: str | None = None, author: str = "", emai
     if settings.exists():
         raise PodarchiveError(settings, None, "already exists: this folder is an archive")
     title = title or root.resolve().name
-    owner = f"owner = {{ name = {_toml_string(author or title)}, email = {_toml_string(email or 'you@example.org')} }}"
+    owner = f"owner = {{ name = {toml_string(author or title)}, email = {toml_string(email or 'you@example.org')} }}"
     text = ARCHIVE_TEMPLATE.format(owner=owner if email else f"# {owner}   # needed to publish: `check` asks for it",
 
-        title=_toml_string(title), description=_toml_string(f"{title}: recordings and their transcripts."),
-        author=_toml_string(author or title), language=_toml_string(language), base_url=_toml_string(base_url))
+        title=toml_string(title), description=toml_string(description or f"{title}: recordings and their transcripts."),
+        author=toml_string(author or title), language=toml_string(language), base_url=toml_string(base_url))
     root.mkdir(parents=True, exist_ok=True)
     written = []
     gitignore = root / ".gitignore"
@@ -98,15 +99,15 @@ def add_episode(root: Path, audio: Path, *, title: str, published: date | dateti
     folder = layout.source_dir(root, slug)
     if folder.exists():
         raise PodarchiveError(folder, None, "already exists: give another --slug")
-    lines = [f"title = {_toml_string(title)}", f"date = {published.isoformat()}",
-             f"audio = {_toml_string(audio.name)}"]
+    lines = [f"title = {toml_string(title)}", f"date = {published.isoformat()}",
+             f"audio = {toml_string(audio.name)}"]
     if language:
-        lines.append(f"language = {_toml_string(language)}")
+        lines.append(f"language = {toml_string(language)}")
     for person in persons:
         name, _, role = person.rpartition(":")
         if not name.strip() or role not in ROLES:
             raise PodarchiveError(person, "--person", f"give NAME:ROLE, ROLE one of {', '.join(ROLES)}")
-        lines += ["", "[[persons]]", f"name = {_toml_string(name.strip())}", f"role = {_toml_string(role)}"]
+        lines += ["", "[[persons]]", f"name = {toml_string(name.strip())}", f"role = {toml_string(role)}"]
     # Built beside its final place and renamed: an interrupted add leaves no half episode.
     building = layout.sources_dir(root) / f".{slug}.adding.tmp"
     shutil.rmtree(building, ignore_errors=True)  # left by an add that was killed
@@ -134,6 +135,6 @@ def slug_of(title: str) -> str:
     return slug[:60].rstrip("-")
 
 
-def _toml_string(text: str) -> str:
+def toml_string(text: str) -> str:
     # A JSON string is a TOML basic string: the same quotes and escapes.
     return json.dumps(text, ensure_ascii=False)

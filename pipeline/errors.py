@@ -10,7 +10,8 @@ class PodarchiveError(Exception):
 
     def __init__(self, path: Path | str, field: str | None, message: str):
         super().__init__(path, field, message)
-        self.path = Path(path)
+        # An address (a feed, a download) is named as it is written, not as a path.
+        self.path: Path | str = path if isinstance(path, str) and "://" in path else Path(path)
         self.field = field
         self.message = message
 
@@ -21,7 +22,7 @@ class PodarchiveError(Exception):
     def located(self, root: Path | None = None) -> str:
         """The message with its path shown relative to ``root`` when it lies inside it."""
         shown = self.path
-        if root is not None:
+        if root is not None and isinstance(self.path, Path):
             try:
                 # The folders resolved, not the file itself: a link is named as the link.
                 shown = (self.path.parent.resolve() / self.path.name).relative_to(Path(root).resolve())

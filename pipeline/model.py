@@ -120,6 +120,10 @@ class Cue:
     def text(self) -> str:
         return " ".join(self.lines)
 
+# transcript.json's model for a transcript taken from a podcast's feed (podarchive
+# import): whisper never made it, and is not run over it unless asked to.
+IMPORTED_MODEL = "imported"
+
 
 class Status(StrEnum):
     """What a stage did with an episode (or a file of the archive)."""
@@ -136,6 +140,8 @@ class Status(StrEnum):
     WRITTEN = "written"
     GENERATED = "generated"
     WITHDRAWN = "withdrawn"
+    IMPORTED = "imported"
+    SKIPPED = "skipped"
     REMOVED = "removed"
     NOT_PUBLISHED = "not published"
     MASKED = "masked"

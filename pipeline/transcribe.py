@@ -16,7 +16,7 @@ from .archive import Archive, Episode, read_current_transcript, read_transcript
 from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
 from .embedded_model import LazyWhisper, model_identity
 from .errors import PodarchiveError
-from .model import Gap, Outcome, Segment, Status, Transcript, Turn, Word
+from .model import IMPORTED_MODEL, Gap, Outcome, Segment, Status, Transcript, Turn, Word
 from .speakers import SpeakerOptions, diarize, speaker_options, voices_warning
 from .speech import (
     FRAME_SECONDS,
@@ -123,6 +123,8 @@ def decoding_options(archive: Archive, episode: Episode, options: TranscribeOpti
 def is_up_to_date(existing: Transcript, audio_sha256: str, model: str, options: DecodingOptions) -> bool:
     """Whether ``existing`` holds the words these options would decode; how they are
     timed is the align stage's to bring up to date."""
+    if existing.model == IMPORTED_MODEL:  # a transcript the podcast published: whisper is asked only with --force
+        return existing.audio_sha256 == audio_sha256
     decoded_with = {key: value for key, value in existing.options.items() if key not in (WORD_TIMING, SPEAKERS)}
     return (
         existing.audio_sha256 == audio_sha256
@@ -181,7 +183,9 @@ def transcribe_archive(
             speaking = speaker_options(episode)
             if existing is not None and not force and is_up_to_date(existing, audio_sha256, identity, opts):
                 heard_with = existing.options.get(SPEAKERS)
-                if heard_with == (speaking and speaking.recorded()):
+                # Speakers a published transcript names are the podcast's own word on who speaks.
+                named = existing.model == IMPORTED_MODEL and any(segment.speaker for segment in existing.segments)
+                if named or heard_with == (speaking and speaking.recorded()):
                     outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
                     continue
                 if speaking is not None:  # the words hold: only their voices are found again
@@ -306,7 +310,7 @@ def transcribe_episode(
                 piece.speaker = speaker
                 _move(piece, offset)
                 spoken[piece.language] += len(piece.words)
-                track_segments += _sentences(piece, piece.language)
+                track_segments += sentences(piece, piece.language)
             gaps += [Gap(round(gap.start + offset, 3), round(gap.end + offset, 3)) for gap in stretch_gaps]
         segments.extend(clean_word_times(track_segments, SpeechActivity(samples, SAMPLE_RATE)))
     segments.sort(key=lambda segment: (segment.start, segment.end))
@@ -694,7 +698,7 @@ def batches_by_length(seconds: list[float], size: int) -> list[list[int]]:
     return batches[::-1]
 
 
-def _sentences(region: Segment, language: str) -> list[Segment]:
+def sentences(region: Segment, language: str) -> list[Segment]:
     """Cut a speech region into segments at sentence ends and pauses, and at a clause
     end once a segment grows long, so no segment runs much past MAX_SEGMENT_SECONDS."""
     pieces: list[list[Word]] = [[]]
