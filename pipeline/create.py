@@ -115,15 +115,20 @@ def add_episode(root: Path, audio: Path, *, title: str, published: date | dateti
     try:
         shutil.copyfile(audio, building / audio.name)
         (building / layout.EPISODE_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        building.rename(folder)
+        place_episode(building, folder)
     finally:
         shutil.rmtree(building, ignore_errors=True)
+    return folder
+
+
+def place_episode(building: Path, folder: Path) -> None:
+    """The episode folder made whole in ``building`` renamed to ``folder``, kept only if it loads."""
+    building.rename(folder)
     try:
         load_episode(folder)
     except PodarchiveError:
         shutil.rmtree(folder)
         raise
-    return folder
 
 
 def slug_of(title: str) -> str:

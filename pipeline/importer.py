@@ -23,9 +23,9 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlsplit
 
 from . import __version__, layout
-from .archive import AUDIO_SUFFIXES, load_archive, load_episode
+from .archive import AUDIO_SUFFIXES, load_archive
 from .audio import probe
-from .create import init_archive, slug_of, toml_string
+from .create import init_archive, place_episode, slug_of, toml_string
 from .errors import PodarchiveError
 from .model import IMPORTED_MODEL, Outcome, Segment, Status, Transcript, Word
 from .redaction import Matcher
@@ -162,10 +162,11 @@ def import_podcast(root: Path, podcast: Podcast, *, retranscribe: bool = False, 
     for item in todo:
         slug = _unique(slug_of(withheld.mask(item.title).text if withheld else item.title), taken)
         try:
-            folder = _import_item(root, item, slug, retranscribe=retranscribe, progress=progress)
+            left_out = _import_item(root, item, slug, retranscribe=retranscribe, progress=progress)
             taken.add(slug)
-            detail = "transcript imported" if (folder / layout.TRANSCRIPT_FILE).exists() else "to transcribe"
-            outcomes.append(Outcome(slug, Status.IMPORTED, detail))
+            imported = (layout.source_dir(root, slug) / layout.TRANSCRIPT_FILE).exists()
+            outcomes.append(Outcome(slug, Status.IMPORTED, "; ".join(
+                ["transcript imported" if imported else "to transcribe", *left_out])))
         except PodarchiveError as error:
             outcomes.append(Outcome(slug, Status.FAILED, str(error), error=error))
         if on_done:
@@ -174,9 +175,10 @@ def import_podcast(root: Path, podcast: Podcast, *, retranscribe: bool = False, 
 
 
 def _import_item(root: Path, item: Item, slug: str, *, retranscribe: bool,
-                 progress: Callable[[int], None] | None) -> Path:
+                 progress: Callable[[int], None] | None) -> list[str]:
     """The episode folder of ``item``, built beside its final place (where a cut-off
-    download waits for the next run) and renamed into place once whole."""
+    download waits for the next run) and renamed into place once whole; what was left
+    out of it, and why."""
     # Named by the guid, not the slug: the next run finds its part-downloaded recording.
     building = layout.sources_dir(root) / f".import-{hashlib.sha256(item.guid.encode()).hexdigest()[:16]}"
     audio = building / _audio_name(item.enclosure)
@@ -211,14 +213,8 @@ def _import_item(root: Path, item: Item, slug: str, *, retranscribe: bool,
         episode_toml(item, audio.name, language, chapters), encoding="utf-8")
     if transcript is not None:
         atomic_write_json(building / layout.TRANSCRIPT_FILE, transcript.to_json())
-    folder = layout.source_dir(root, slug)
-    building.rename(folder)
-    try:
-        load_episode(folder)
-    except PodarchiveError:
-        shutil.rmtree(folder)
-        raise
-    return folder
+    place_episode(building, layout.source_dir(root, slug))
+    return notes
 
 
 def _first_transcript(item: Item, slug: str, audio: Path, duration: float, notes: list[str]) -> Transcript | None:
@@ -227,7 +223,7 @@ def _first_transcript(item: Item, slug: str, audio: Path, duration: float, notes
         try:
             cues = read_cues(_fetch(url).decode("utf-8-sig"), kind, url)
         except (PodarchiveError, UnicodeDecodeError) as error:
-            notes.append(f"transcript {url} left out: {error}")
+            notes.append(f"transcript left out: {error}")
             continue
         if cues:
             return imported_transcript(slug, cues, language or item.language, duration, sha256_file(audio), url)

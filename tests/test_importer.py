@@ -237,6 +237,24 @@ def test_a_redirect_is_followed_and_a_missing_recording_fails_alone(podcast, tmp
     assert sorted(p.name for p in (root / "episodes").iterdir()) == ["demenage"]
 
 
+def test_a_transcript_or_chapters_that_do_not_read_are_left_out_and_said(podcast, tmp_path):
+    site, _, _ = podcast
+    site.put("/t/broken-chapters.json", "{not json", "application/json+chapters")
+    item = item_xml(site, "guid-x", "Sans transcription", audio="/media/fleurs-fr-001.ogg",
+                    transcript=("/t/gone.vtt", "text/vtt"),
+                    extra=f'<podcast:chapters url="{site.url}/t/broken-chapters.json" type="application/json+chapters"/>')
+    site.put("/feed.xml", feed_xml([item]), "application/rss+xml")
+    root = tmp_path / "archive"
+    result = import_feed(root, site.url + "/feed.xml")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("import sans-transcription"))
+    assert line.startswith("import sans-transcription: imported (to transcribe; ")
+    assert f"chapters left out: {site.url}/t/broken-chapters.json: chapters: not a Podcasting 2.0 chapters file" in line
+    assert f"transcript left out: {site.url}/t/gone.vtt: HTTP 404" in line
+    [episode] = load_archive(root).episodes
+    assert episode.chapters == [] and not episode.transcript_path.exists()
+
+
 def test_a_download_cut_off_midway_resumes_where_it_stopped(podcast, tmp_path):
     site, clips, _ = podcast
     whole = clips["fleurs-fr-002.ogg"]
