@@ -107,8 +107,11 @@ def read_podcast(source: str) -> Podcast:
     info = parsed.feed
     language = _language(info.get("language", ""))
     base = source if _is_url(source) else ""
-    items = [_item(entry, element, base, language)
-             for entry, element in zip(parsed.entries, channel.findall("item"), strict=True)]
+    elements = channel.findall("item")
+    if len(elements) != len(parsed.entries):
+        raise PodarchiveError(source, None, f"its {len(elements)} <item>s read as {len(parsed.entries)}: "
+                                            "not a feed podarchive can import item by item")
+    items = [_item(entry, element, base, language) for entry, element in zip(parsed.entries, elements)]
     locked = _podcast_tag(channel, "locked")
     owner = info.get("publisher_detail", {}) or {}
     return Podcast(
