@@ -61,6 +61,13 @@ class Chapter:
     start: float
     title: str
     url: str | None = None
+    # An index point's description for oral-history tools (OHMS), and the same in the
+    # interview's second language.
+    synopsis: str = ""
+    keywords: tuple[str, ...] = ()
+    title_alt: str = ""
+    synopsis_alt: str = ""
+    keywords_alt: tuple[str, ...] = ()
 
 
 @dataclass
@@ -619,6 +626,11 @@ def _chapters(reader: _Reader, duration: float | None) -> list[Chapter]:
             start=sub.get("start", _seconds, required=True),
             title=sub.get("title", _line, required=True),
             url=sub.get("url", _url),
+            synopsis=sub.get("synopsis", _text, default=""),
+            keywords=tuple(sub.get("keywords", _line_list, default=[])),
+            title_alt=sub.get("title_alt", _line, default=""),
+            synopsis_alt=sub.get("synopsis_alt", _text, default=""),
+            keywords_alt=tuple(sub.get("keywords_alt", _line_list, default=[])),
         )
         if chapter.start is not None and duration is not None and chapter.start >= duration:
             sub.problem("start", f"chapter {chapter.title!r} starts at {chapter.start:g} s, after the end of "

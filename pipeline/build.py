@@ -28,6 +28,7 @@ from .feed import check_feed, publish_archive
 from .formats import clock, render_archive, withdraw_folders
 from .importer import import_podcast, read_podcast
 from .model import Outcome, Status
+from .ohms import write_ohms
 from .privacy import PublicView, as_podarchive_error, public_view
 from .search import index_archive, index_problems, withdraw_from_index
 from .storage import remove_stale_temporaries, scratch_files_in
@@ -232,6 +233,17 @@ def clip(root: Path, slug: str, start: float, end: float, target: Path,
     if not source.exists() or not still_safe(source, episode.silence, view.says_withheld_name):
         raise PodarchiveError(source, None, "not published yet: run `podarchive run` first")
     return cut_clip(source, start, end, target)
+
+
+def export_ohms(root: Path, slug: str, target: Path, *, now: dt.datetime | None = None) -> Path:
+    """One published interview as OHMS XML in ``target``: only what the gate publishes now."""
+    archive = load_archive(root)
+    view = public_view(archive, now, only={slug})
+    episode = view.episode(slug)
+    if episode is None:
+        raise PodarchiveError(archive.episodes_dir / slug, None,
+                              "not published (no such episode, not transcribed yet, restricted or embargoed)")
+    return write_ohms(view.archive, episode, target)
 
 
 def import_feed(

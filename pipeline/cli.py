@@ -426,6 +426,28 @@ def serve(ctx, host, port, workers) -> None:
     web.serve(root, host, port, workers=workers)
 
 
+@cli.group()
+def export() -> None:
+    """Hand an interview on to another tool."""
+
+
+@export.command("ohms")
+@click.argument("slug")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The XML file to write.")
+@click.pass_context
+def export_ohms(ctx, slug, output) -> None:
+    """Export the published episode SLUG as OHMS XML, for the OHMS viewer, Aviary and
+    Omeka S: its metadata, the transcript with a sync point each minute and its
+    speakers, and its chapters as index points. Only what `run` would publish goes out."""
+    root = _archive_root(ctx)
+    try:
+        written = build.export_ohms(root, slug, output)
+    except PodarchiveError as error:
+        _fail(error, root)
+    click.echo(f"wrote {written}")
+
+
 class _Download:
     """A progress bar in bytes downloaded."""
 

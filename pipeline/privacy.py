@@ -59,6 +59,11 @@ class PublicChapter:
     start: float
     title: str
     url: str | None = None
+    synopsis: str = ""
+    keywords: tuple[str, ...] = ()
+    title_alt: str = ""
+    synopsis_alt: str = ""
+    keywords_alt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,10 @@ class _Masking:
         self.terms.update(terms)
         self.fields += [f"{where}:{form}" for form in forms]
 
+    def keywords(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        """Keywords but those that say a withheld name: a masked keyword finds nothing."""
+        return tuple(value for value in values if self.text(value, "chapters.keywords") == value)
+
     def url(self, value: str | None, where: str) -> str | None:
         """A URL that says a withheld name is dropped: a masked URL would lead nowhere."""
         if value:
@@ -356,7 +365,10 @@ def _public_episode(archive: Archive, episode: Episode,
     # A person whose name is withheld is left out altogether, with their links.
     persons = [PublicPerson(p.name, p.role, masking.url(p.href, "href"), masking.url(p.img, "img"))
                for p in episode.persons if masking.text(p.name, "persons") == p.name]
-    chapters = [PublicChapter(c.start, masking.text(c.title, "chapters"), masking.url(c.url, "chapters.url"))
+    chapters = [PublicChapter(c.start, masking.text(c.title, "chapters"), masking.url(c.url, "chapters.url"),
+                              masking.text(c.synopsis, "chapters.synopsis"), masking.keywords(c.keywords),
+                              masking.text(c.title_alt, "chapters.title_alt"),
+                              masking.text(c.synopsis_alt, "chapters.synopsis_alt"), masking.keywords(c.keywords_alt))
                 for c in episode.chapters]
     public = PublicEpisode(
         slug=episode.slug,
