@@ -204,6 +204,18 @@ def test_a_feed_becomes_an_archive_of_episodes_with_their_transcripts(podcast, t
     assert "3 episode(s) up to date" in transcribed.output
 
 
+def test_a_feed_saved_as_a_file_imports_the_same(podcast, tmp_path):
+    site, _, _ = podcast
+    saved = tmp_path / "feed.xml"
+    saved.write_bytes(site.files["/feed.xml"][0])
+    result = import_feed(tmp_path / "archive", str(saved))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("(transcript imported)") == 3
+    missing = import_feed(tmp_path / "other", str(tmp_path / "nowhere.xml"))
+    assert missing.exit_code == 1 and "nowhere.xml: cannot read" in missing.output
+    assert not (tmp_path / "other").exists()
+
+
 def test_import_again_adds_only_new_items_and_keeps_edits(podcast, tmp_path):
     site, _, items = podcast
     root = tmp_path / "archive"
