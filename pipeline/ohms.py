@@ -23,6 +23,7 @@ from pathlib import Path
 from lxml import etree
 
 from . import layout
+from .formats import clock
 from .model import Segment, Word
 from .privacy import PublicArchive, PublicChapter, PublicEpisode
 from .storage import atomic_write_bytes
@@ -44,7 +45,7 @@ def ohms_xml(archive: PublicArchive, episode: PublicEpisode) -> bytes:
         ("version", SCHEMA_VERSION),
         ("title", episode.title),
         ("accession", episode.slug),
-        ("duration", _clock(episode.transcript.duration)),
+        ("duration", clock(episode.transcript.duration)),
         ("collection_name", archive.title),
         ("repository", archive.author),
         ("interviewee", _names(episode, INTERVIEWEE_ROLES)),
@@ -160,11 +161,6 @@ def _shown(text: str) -> str:
     """``text`` as the viewer shows it: it writes what it reads into the page as HTML, and
     reads [[…]] as footnotes."""
     return html.escape(text, quote=False).replace("[[", "[ [")
-
-
-def _clock(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def write_ohms(archive: PublicArchive, episode: PublicEpisode, target: Path) -> Path:

@@ -171,7 +171,7 @@ def test_an_interview_exported_reads_in_the_ohms_viewer_with_its_minutes_speaker
     assert fields["title"] == "Mémoires du port" and fields["accession"] == SLUG
     assert fields["interviewee"] == "Marie Tremblay" and fields["interviewer"] == "Éric Joanis"
     assert fields["media_url"] == f"https://example.org/podarchive/episodes/{SLUG}/audio.mp3"
-    assert fields["language"] == "French" and fields["duration"] == "0:03:20"
+    assert fields["language"] == "French" and fields["duration"] == "00:03:20"
 
     # Each minute's link lands on the line that begins with the first word said in it.
     starts = {w.text: w.start for s in segments for w in s.words}
