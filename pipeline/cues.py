@@ -90,23 +90,37 @@ def _cues_of_turn(turn: _Turn) -> list[Cue]:
     words = turn.words
     n = len(words)
     name_chars = len(_speaker_label(turn.speaker)) if turn.speaker else 0
+    # Characters of any words[i:j] joined, and the sentence ends among them, from running
+    # sums: this loop runs for every word of every transcript rendered.
+    letters, shown, ends = [0], [0], [0]
+    for word in words:
+        letters.append(letters[-1] + len(word.text))
+        shown.append(shown[-1] + bool(word.text))
+        ends.append(ends[-1] + word.text.endswith(SENTENCE_END))
+
+    def chars(i: int, j: int) -> int:
+        return letters[j] - letters[i] + max(0, shown[j] - shown[i] - 1)
+
+    def fits(i: int, j: int, taken: int) -> bool:
+        """Whether words[i:j] fit one line, or two, with ``taken`` characters of the first kept."""
+        return taken + chars(i, j) <= MAX_LINE_CHARS or any(
+            taken + chars(i, k) <= MAX_LINE_CHARS and chars(k, j) <= MAX_LINE_CHARS for k in range(i + 1, j))
+
     best = [0.0] + [float("inf")] * n
     back = [0] * (n + 1)
     for j in range(1, n + 1):
         for i in range(j - 1, -1, -1):
-            texts = [w.text for w in words[i:j]]
-            chars = len(join_words(texts))
-            if j - i > 1 and chars > MAX_LINE_CHARS * MAX_LINES + MAX_LINES - 1:
+            length = chars(i, j)
+            if j - i > 1 and length > MAX_LINE_CHARS * MAX_LINES + MAX_LINES - 1:
                 break
             if j - i > 1 and words[j - 1].end - words[i].start > MAX_CUE_SECONDS:
                 break
-            lines = _split_lines(texts)
-            if lines is None:
-                if j - i > 1:
-                    continue
-                lines = texts  # a word longer than a line (a URL) cannot be broken: it stands alone
-            cost = best[i] + _cue_cost(words, i, j, chars, len(lines))
-            if i == 0 and _split_lines(texts, name_chars) is None:
+            # A word longer than a line (a URL) cannot be broken: it stands alone.
+            if j - i > 1 and not fits(i, j, 0):
+                continue
+            line_count = 1 if length <= MAX_LINE_CHARS or j - i == 1 else 2
+            cost = best[i] + _cue_cost(words, i, j, length, line_count, ends[j - 1] - ends[i])
+            if i == 0 and not fits(i, j, name_chars):
                 cost += NAME_OVERFLOW_COST
             if cost < best[j]:
                 best[j], back[j] = cost, i
@@ -121,7 +135,8 @@ def _cues_of_turn(turn: _Turn) -> list[Cue]:
     return cues[::-1]
 
 
-def _cue_cost(words: list[Word], i: int, j: int, chars: int, line_count: int) -> float:
+def _cue_cost(words: list[Word], i: int, j: int, chars: int, line_count: int, sentences_within: int) -> float:
+    """What cue words[i:j] costs; ``sentences_within``: the sentence ends before its last word."""
     last = words[j - 1].text
     if j == len(words) or last.endswith(SENTENCE_END):
         cost = 0.0
@@ -131,7 +146,7 @@ def _cue_cost(words: list[Word], i: int, j: int, chars: int, line_count: int) ->
         cost = 2.0
     else:
         cost = 4.0
-    if cost and any(w.text.endswith(SENTENCE_END) for w in words[i:j - 1]):
+    if cost and sentences_within:
         cost += 2.0  # a new sentence starts in this cue but ends in the next one
     # Reading time: the speech itself, or up to the next word when the gap allows it.
     room = (words[j].start if j < len(words) else words[j - 1].end + MAX_CUE_SECONDS) - words[i].start
@@ -147,20 +162,25 @@ def _cue_cost(words: list[Word], i: int, j: int, chars: int, line_count: int) ->
 def _split_lines(texts: list[str], first_line_taken: int = 0) -> list[str] | None:
     """One line if it fits, else the most balanced two-line split that fits (None if none),
     with ``first_line_taken`` characters of the first line kept for a speaker's name."""
-    whole = join_words(texts)
-    if first_line_taken + len(whole) <= MAX_LINE_CHARS:
-        return [whole]
-    best: tuple[float, list[str]] | None = None
+    lengths = [len(text) for text in texts if text]
+    whole = sum(lengths) + max(0, len(lengths) - 1)
+    if first_line_taken + whole <= MAX_LINE_CHARS:
+        return [join_words(texts)]
+    best: tuple[float, int] | None = None
+    first = -1  # characters of texts[:k] joined, kept as k grows: one pass, not one join a split
     for k in range(1, len(texts)):
-        first, second = join_words(texts[:k]), join_words(texts[k:])
-        if first_line_taken + len(first) > MAX_LINE_CHARS or len(second) > MAX_LINE_CHARS:
+        if texts[k - 1]:
+            first += len(texts[k - 1]) + 1
+        joined_first = max(first, 0)
+        second = whole - joined_first - (1 if joined_first and joined_first < whole else 0)
+        if first_line_taken + joined_first > MAX_LINE_CHARS or second > MAX_LINE_CHARS:
             continue
-        score = abs(first_line_taken + len(first) - len(second))
+        score = abs(first_line_taken + joined_first - second)
         if texts[k - 1].endswith(SENTENCE_END + CLAUSE_END):
             score -= 12  # a line that ends a clause reads more easily than a balanced one
         if best is None or score < best[0]:
-            best = (score, [first, second])
-    return None if best is None else best[1]
+            best = (score, k)
+    return None if best is None else [join_words(texts[:best[1]]), join_words(texts[best[1]:])]
 
 
 def _time_cues(cues: list[Cue], duration: float) -> None:
