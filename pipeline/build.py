@@ -9,9 +9,10 @@ work (the index, the audio and feed.xml) is done from it too.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -29,8 +30,9 @@ from .formats import clock, render_archive, withdraw_folders
 from .importer import import_podcast, read_podcast
 from .model import Outcome, Status
 from .ohms import write_ohms
-from .privacy import PublicView, as_podarchive_error, public_view
+from .privacy import PublicView, as_podarchive_error, next_release, now_utc, public_view
 from .search import index_archive, index_problems, withdraw_from_index
+from .stamps import forget_run, record_run, unchanged_since_last_run
 from .storage import remove_stale_temporaries, scratch_files_in
 from .transcribe import (
     DEFAULT_OPTIONS,
@@ -54,7 +56,8 @@ WAIT = Waiting()
 
 @dataclass
 class RunReport:
-    archive: Archive
+    # None when nothing changed since the last run: the archive is not even loaded.
+    archive: Archive | None
     problems: list[PodarchiveError] = field(default_factory=list)
     stages: dict[str, list[Outcome]] = field(default_factory=dict)
     # What a producer should know without anything having failed.
@@ -280,8 +283,17 @@ def run(
     on_done: Callable[[Outcome], None] | None = None,
     waiting: Waiting = WAIT,
 ) -> RunReport:
-    """The whole job over every episode, each stage skipping what is up to date."""
+    """The whole job over every episode, each stage skipping what is up to date; nothing
+    at all when nothing has changed since the last complete run (see stamps.py)."""
+    moment = now or now_utc()
+    asked = json.loads(json.dumps(asdict(options)))
     with locked(root, waiting):
+        unchanged = None if force else unchanged_since_last_run(root, asked, moment)
+        if unchanged is not None:
+            episodes, warnings = unchanged
+            return RunReport(None, stages={"run": [Outcome(f"{n}", Status.UP_TO_DATE) for n in range(episodes)]},
+                             warnings=warnings)
+        forget_run(root)
         report = _load(root)
         archive = report.archive
         _run_stage(report, "transcribe", lambda: transcribe_archive(
@@ -290,4 +302,8 @@ def run(
         _run_stage(report, "align", lambda: align_archive(archive.episodes))
         _publish(report, now, index=True, feed=True)
         report.warnings += _untranscribed(archive.episodes)
+        if report.ok:
+            record_run(root, asked, now=moment, episodes=len(archive.episodes),
+                       next_release=next_release(archive, moment),
+                       warnings=report.warnings)
     return report

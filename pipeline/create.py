@@ -18,9 +18,10 @@ GITIGNORE = """\
 # Derived from episodes/ by podarchive: rebuilt by `podarchive run`
 index/
 feed/
-# The archive's lock, work folder and temporary files of interrupted writes
+# The archive's lock, work folder, what the last run was made from, and temporary files
 .podarchive.tmp/
 .podarchive.lock
+.podarchive.run.json
 .*.tmp
 """
 

@@ -182,6 +182,19 @@ def withheld_because(episode: Episode, now: dt.datetime, timezone: str = "UTC") 
     return None
 
 
+def next_release(archive: Archive, now: dt.datetime) -> dt.datetime | None:
+    """The first moment after ``now`` at which an episode's date or the end of its
+    embargo lets it out: until then, time alone changes nothing that is published."""
+    moments = []
+    for episode in archive.episodes:
+        if episode.status == "restricted":
+            continue
+        for value in (episode.date, episode.embargo_until if episode.status == "embargoed" else None):
+            if value is not None and (at := moment(value, archive.timezone)) > now:
+                moments.append(at)
+    return min(moments, default=None)
+
+
 def publishable(episode: Episode, now: dt.datetime, timezone: str = "UTC") -> bool:
     return withheld_because(episode, now, timezone) is None
 

@@ -23,7 +23,8 @@ from pipeline.create import add_episode
 from pipeline.model import Segment, Word
 from pipeline.ohms import speaker_label, transcript_lines
 from pipeline.text import fold
-from tests.conftest import copy_archive, write_transcript
+
+from conftest import copy_archive, write_transcript
 
 NS = "https://www.weareavp.com/nunncenter/ohms"
 SLUG = "memoires-du-port"
