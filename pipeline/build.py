@@ -257,7 +257,6 @@ def import_feed(
     owner_ok: bool = False,
     on_start: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
-    on_done: Callable[[Outcome], None] | None = None,
     waiting: Waiting = WAIT,
 ) -> RunReport:
     """The items of the podcast feed at ``source`` not imported yet, as episodes of the
@@ -266,7 +265,7 @@ def import_feed(
     Path(root).mkdir(parents=True, exist_ok=True)
     with locked(root, waiting):
         outcomes = import_podcast(root, podcast, retranscribe=retranscribe, owner_ok=owner_ok,
-                                  on_start=on_start, progress=progress, on_done=on_done)
+                                  on_start=on_start, progress=progress)
         report = _load(root)
         report.stages["import"] = outcomes
     return report

@@ -125,8 +125,8 @@ def read_podcast(source: str) -> Podcast:
 
 
 def import_podcast(root: Path, podcast: Podcast, *, retranscribe: bool = False, owner_ok: bool = False,
-                   on_start: Callable[[int], None] | None = None, progress: Callable[[int], None] | None = None,
-                   on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+                   on_start: Callable[[int], None] | None = None,
+                   progress: Callable[[int], None] | None = None) -> list[Outcome]:
     """Each item of ``podcast`` not in the archive at ``root`` yet, as a new episode
     folder; the archive itself made from the channel when there is none. One item that
     fails does not stop the others."""
@@ -134,7 +134,7 @@ def import_podcast(root: Path, podcast: Podcast, *, retranscribe: bool = False, 
     settings = root / layout.ARCHIVE_FILE
     if podcast.locked_by is not None and not owner_ok:
         ours = load_archive(root).owner.get("email", "") if settings.exists() else ""
-        if ours.lower() != podcast.locked_by.lower():
+        if not podcast.locked_by or ours.lower() != podcast.locked_by.lower():
             raise PodarchiveError(podcast.source, "podcast:locked", (
                 f"its owner ({podcast.locked_by or 'not named'}) locked it against imports elsewhere; "
                 "if you are that owner, pass --owner-ok"))
@@ -172,8 +172,6 @@ def import_podcast(root: Path, podcast: Podcast, *, retranscribe: bool = False, 
                 ["transcript imported" if imported else "to transcribe", *left_out])))
         except PodarchiveError as error:
             outcomes.append(Outcome(slug, Status.FAILED, str(error), error=error))
-        if on_done:
-            on_done(outcomes[-1])
     return outcomes
 
 
