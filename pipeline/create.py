@@ -22,6 +22,7 @@ feed/
 .podarchive.tmp/
 .podarchive.lock
 .podarchive.run.json
+.podarchive.render.json
 .*.tmp
 """
 

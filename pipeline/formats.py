@@ -6,6 +6,7 @@ One writer per format behind ``WRITERS``; the caption writers share one list of 
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from . import layout
 from .cues import build_cues, named_lines
 from .model import Cue, Outcome, Segment, Status, Transcript
 from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
-from .storage import dump_json, write_if_changed
+from .stamps import code_stamp
+from .storage import atomic_write_text, dump_json, write_if_changed
 from .text import join_words
 
 # A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
@@ -246,10 +248,41 @@ def withdraw_folders(view: PublicView) -> list[Outcome]:
 
 
 def render_archive(view: PublicView) -> list[Outcome]:
-    """Render every episode of the public view into feed/."""
+    """Render every episode of the public view into feed/, but those whose public view,
+    podarchive's code and rendered files are as the last render left them (recorded in
+    layout.RENDER_STAMPS_FILE): deriving cues and pages is what costs, not comparing them."""
+    stamps_file = view.archive.root / layout.RENDER_STAMPS_FILE
+    try:
+        recorded = json.loads(stamps_file.read_text("utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    fresh: dict[str, list] = {}
 
     def render(episode: PublicEpisode) -> Outcome:
+        made_from = hashlib.sha256(f"{code_stamp()}{view.archive!r}{episode!r}".encode()).hexdigest()
+        if recorded.get(episode.slug) == [made_from, _rendered_files(view.archive.root, episode)]:
+            fresh[episode.slug] = recorded[episode.slug]
+            return Outcome(episode.slug, Status.UP_TO_DATE)
         changed = render_episode(view.archive, episode)
-        return Outcome(episode.slug, Status.RENDERED if changed else "up-to-date")
+        fresh[episode.slug] = [made_from, _rendered_files(view.archive.root, episode)]
+        return Outcome(episode.slug, Status.RENDERED if changed else Status.UP_TO_DATE)
 
-    return each_episode(view, render)
+    outcomes = each_episode(view, render)
+    atomic_write_text(stamps_file, json.dumps(fresh))
+    return outcomes
+
+
+def _rendered_files(root: Path, episode: PublicEpisode) -> list[list[int] | None]:
+    """Size and modification time of each file rendered for ``episode``: one edited or
+    deleted since is rendered again."""
+    paths = [layout.transcript_file(root, episode.slug, name) for name in WRITERS]
+    if episode.chapters:
+        paths.append(layout.episode_dir(root, episode.slug) / layout.CHAPTERS_FILE)
+    found = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            found.append([stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            found.append(None)
+    return found

@@ -21,6 +21,8 @@ INDEX_DIR = Path("index")
 SCRATCH_DIR = Path(".podarchive.tmp")
 # Held by the run that works on the archive.
 LOCK_FILE = ".podarchive.lock"
+# What each episode's published transcripts were last rendered from (formats.py).
+RENDER_STAMPS_FILE = ".podarchive.render.json"
 ENGINE_DIR = INDEX_DIR / "whoosh"
 AUDIO_FILE = "audio.mp3"
 # The website's pages: the archive's home, and each episode's.

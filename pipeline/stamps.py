@@ -13,6 +13,8 @@ whole job, each stage skipping what it finds up to date.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -39,6 +41,12 @@ def _files(folder: Path, root: Path) -> dict[str, list[int]]:
     return found
 
 
+@functools.cache
+def code_stamp() -> str:
+    """podarchive's version and the stamps of its code, as one digest."""
+    return hashlib.sha256(json.dumps([__version__, _files(_PACKAGE, _PACKAGE)]).encode()).hexdigest()
+
+
 def _stamps(root: Path, options: dict) -> dict:
     root = Path(root)
     beside = {}
@@ -47,8 +55,7 @@ def _stamps(root: Path, options: dict) -> dict:
             stat = entry.stat()
             beside[entry.name] = [stat.st_size, stat.st_mtime_ns]
     return {
-        "podarchive": __version__,
-        "code": _files(_PACKAGE, _PACKAGE),
+        "code": code_stamp(),
         "options": options,
         "inputs": {**beside, **_files(root / layout.SOURCES_DIR, root)},
         "outputs": {**_files(root / layout.FEED_DIR, root), **_files(root / layout.INDEX_DIR, root)},
@@ -80,7 +87,7 @@ def unchanged_since_last_run(root: Path, options: dict, now: dt.datetime) -> tup
         if dt.datetime.fromisoformat(recorded["at"]) > now or (
                 release is not None and dt.datetime.fromisoformat(release) <= now):
             return None
-        if {key: recorded[key] for key in ("podarchive", "code", "options", "inputs", "outputs")} \
+        if {key: recorded[key] for key in ("code", "options", "inputs", "outputs")} \
                 != _stamps(root, options):
             return None
         return recorded["episodes"], [PodarchiveError(path, field, message)
