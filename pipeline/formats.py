@@ -20,7 +20,7 @@ from .cues import build_cues, named_lines
 from .model import Cue, Outcome, Segment, Status, Transcript
 from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
 from .stamps import code_stamp
-from .storage import atomic_write_text, dump_json, write_if_changed
+from .storage import dump_json, write_if_changed
 from .text import join_words
 
 # A new paragraph after this long a pause, or once a paragraph is this long at a sentence end.
@@ -268,7 +268,7 @@ def render_archive(view: PublicView) -> list[Outcome]:
         return Outcome(episode.slug, Status.RENDERED if changed else Status.UP_TO_DATE)
 
     outcomes = each_episode(view, render)
-    atomic_write_text(stamps_file, json.dumps(fresh))
+    write_if_changed(stamps_file, json.dumps(fresh).encode())  # a run that renders nothing changes no byte
     return outcomes
 
 
