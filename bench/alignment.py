@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.align import ForcedAligner
 from pipeline.archive import Episode
 from pipeline.audio import SAMPLE_RATE
-from pipeline.embedded_model import EMBEDDED_MODEL
+from pipeline.embedded_model import EMBEDDED_MODEL, Placement
 from pipeline.text import word_key
 from pipeline.transcribe import DEFAULT_OPTIONS, DecodingOptions, transcribe_episode
 
@@ -307,7 +307,7 @@ def podarchive_words(whisper, folder: Path, audio: np.ndarray, language: str) ->
     episode = Episode(slug="bench", folder=folder, title="bench", date=dt.date(2025, 1, 1),
                       audio=path.name)
     options = DecodingOptions(language=language, beam_size=DEFAULT_OPTIONS.beam_size,
-                              compute_type=DEFAULT_OPTIONS.compute_type, hotwords=(), channels=())
+                              placement=Placement(), hotwords=(), channels=())
     transcript = transcribe_episode(whisper, episode, options, model_id=EMBEDDED_MODEL, audio_sha256="")
     return [(word.text, word.start, word.end) for segment in transcript.segments for word in segment.words]
 

@@ -32,7 +32,7 @@ sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(
 
 from pipeline import align, build, feed, formats, privacy, search, transcribe
 from pipeline.archive import load_archive
-from pipeline.embedded_model import model_identity, resolve_model
+from pipeline.embedded_model import Placement, model_identity, resolve_model
 from pipeline.model import Segment, Transcript, Word
 from pipeline.storage import sha256_file
 from pipeline.timing import WORD_TIMING, WORD_TIMING_METHOD
@@ -90,7 +90,7 @@ def synthetic_archive(root: Path, count: int, segments: int, rng: random.Random)
             "utf-8")
         if options is None:  # what the current code records: it takes these transcripts as up to date
             archive = load_archive(root)
-            options = transcribe.decoding_options(archive, archive.episodes[0], transcribe.DEFAULT_OPTIONS).recorded()
+            options = transcribe.decoding_options(archive, archive.episodes[0], transcribe.DEFAULT_OPTIONS, Placement()).recorded()
         scale = (RECORDING_SECONDS - 1) / documents[-1].end
         transcript = Transcript(
             slug, documents[0].language, RECORDING_SECONDS, model_identity(None),

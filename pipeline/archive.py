@@ -115,6 +115,13 @@ class Episode:
         return self.folder / layout.EPISODE_FILE
 
 
+# Where whisper runs (archive.toml's device, compute_type): CTranslate2's names; which
+# compute types a device can run is asked of CTranslate2 when it runs (embedded_model.place).
+DEVICES = ("auto", "cpu", "cuda")
+COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                 "float16", "bfloat16", "float32", "default", "auto")
+
+
 @dataclass
 class Archive:
     root: Path
@@ -131,6 +138,8 @@ class Archive:
     glossary: list[str] = field(default_factory=list)
     redact: list[str] = field(default_factory=list)
     model: str | None = None
+    device: str | None = None  # None: auto
+    compute_type: str | None = None  # None: the device's own (see embedded_model.place)
     timezone: str = "UTC"
     episodes: list[Episode] = field(default_factory=list)
     # Episodes whose metadata could not be read: the others still go through the run.
@@ -336,6 +345,8 @@ def load_archive(root: Path | str) -> Archive:
         glossary=reader.get("glossary", _line_list, default=[]),
         redact=reader.get("redact", _line_list, default=[]),
         model=reader.get("model", _line),
+        device=reader.get("device", _one_of(DEVICES)),
+        compute_type=reader.get("compute_type", _one_of(COMPUTE_TYPES)),
         timezone=reader.get("timezone", _timezone, default="UTC"),
     )
     if archive.language == "auto":

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__, build, create, layout
-from .archive import parse_moment
+from .archive import COMPUTE_TYPES, DEVICES, parse_moment
 from .errors import PodarchiveError
 from .formats import clock
 from .model import Status
@@ -137,12 +137,23 @@ def _run_with_progress(ctx: click.Context, stage, **options) -> None:
         progress.close()
 
 
-def _transcribe_options(model, language, beam_size, batch_size) -> TranscribeOptions:
+def _transcribe_options(model, language, beam_size, batch_size, device, compute_type) -> TranscribeOptions:
     defaults = TranscribeOptions()
     return TranscribeOptions(
         model=model, language=language, beam_size=beam_size or defaults.beam_size,
-        batch_size=batch_size or defaults.batch_size,
+        batch_size=batch_size or defaults.batch_size, device=device, compute_type=compute_type,
     )
+
+
+def device_options(command):
+    """--device and --compute-type: where whisper runs (archive.toml's device and
+    compute_type otherwise)."""
+    command = click.option(
+        "--compute-type", type=click.Choice(COMPUTE_TYPES), default=None,
+        help="CTranslate2 arithmetic (default: float16 on a GPU, int8 on a CPU).")(command)
+    return click.option(
+        "--device", type=click.Choice(DEVICES), default=None,
+        help="Where whisper runs: auto takes a GPU when CTranslate2 sees one (default auto).")(command)
 
 
 batch_size_option = click.option(
@@ -276,13 +287,14 @@ def check(ctx: click.Context) -> None:
 @click.option("--beam-size", type=click.IntRange(1, 20), default=None,
               help=f"Beam width (default {TranscribeOptions().beam_size}).")
 @batch_size_option
+@device_options
 @click.option("--force", is_flag=True,
               help="Transcribe again even when up to date (reviewed transcripts are still kept).")
 @click.pass_context
-def transcribe(ctx, slugs, model, language, beam_size, batch_size, force) -> None:
+def transcribe(ctx, slugs, model, language, beam_size, batch_size, device, compute_type, force) -> None:
     """Transcribe episodes (all, or the SLUGS given) into episodes/<slug>/transcript.json."""
     _run_with_progress(ctx, build.transcribe, slugs=list(slugs), force=force,
-                       options=_transcribe_options(model, language, beam_size, batch_size))
+                       options=_transcribe_options(model, language, beam_size, batch_size, device, compute_type))
 
 
 @cli.command()
@@ -502,12 +514,13 @@ def import_command(ctx, feed, retranscribe, owner_ok) -> None:
 @cli.command()
 @model_option
 @batch_size_option
+@device_options
 @click.option("--force", is_flag=True, help="Transcribe again even when up to date.")
 @click.pass_context
-def run(ctx, model, batch_size, force) -> None:
+def run(ctx, model, batch_size, device, compute_type, force) -> None:
     """Do the whole job on every episode, skipping what is already up to date."""
     _run_with_progress(ctx, build.run, force=force,
-                       options=_transcribe_options(model, None, None, batch_size))
+                       options=_transcribe_options(model, None, None, batch_size, device, compute_type))
 
 
 def main() -> None:

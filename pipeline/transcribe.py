@@ -14,8 +14,9 @@ import numpy as np
 from . import __version__
 from .archive import Archive, Episode, read_current_transcript, read_transcript
 from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
-from .embedded_model import LazyWhisper, model_identity
+from .embedded_model import LazyWhisper, Placement, model_identity, place
 from .errors import PodarchiveError
+from .layout import ARCHIVE_FILE
 from .model import IMPORTED_MODEL, Gap, Outcome, Segment, Status, Transcript, Turn, Word
 from .speakers import SpeakerOptions, diarize, speaker_options, voices_warning
 from .speech import (
@@ -56,6 +57,7 @@ SPEECH_REGIONS_METHOD = 3
 REVIEWED_NOTICE = "reviewed by a producer: never overwritten"
 # transcript.json's options: how its voices were found (pipeline/speakers.py).
 SPEAKERS = "speakers"
+DEVICE, COMPUTE_TYPE = "device", "compute_type"
 # Transcript segments: cut at pauses this long, and kept under this length. The pause is
 # silence, words ending where their sound does: a speaker's pause for effect inside a
 # sentence (jfk's "ask not [1.1 s] what your country") stays in its segment.
@@ -77,7 +79,8 @@ class TranscribeOptions:
     model: str | None = None
     language: str | None = None
     beam_size: int = 5
-    compute_type: str = "int8"
+    device: str | None = None  # None: archive.toml's, or auto
+    compute_type: str | None = None  # None: archive.toml's, or the device's own
     # Speed and memory only: not recorded, changing it transcribes nothing again. On 2
     # cores 6 regions at a time decode as fast as faster-whisper's 8, in 300 MB less.
     batch_size: int = 6
@@ -98,7 +101,7 @@ class DecodingOptions:
 
     language: str
     beam_size: int
-    compute_type: str
+    placement: Placement
     hotwords: tuple[str, ...]
     channels: tuple[tuple[str, str], ...]  # (channel, who speaks on it)
     speech_regions: int = SPEECH_REGIONS_METHOD
@@ -106,15 +109,24 @@ class DecodingOptions:
     def recorded(self) -> dict:
         """As transcript.json's ``options`` holds them."""
         return {"language": self.language, "beam_size": self.beam_size, "speech_regions": self.speech_regions,
-                "compute_type": self.compute_type, "hotwords": list(self.hotwords),
-                "channels": dict(self.channels)}
+                DEVICE: self.placement.device, COMPUTE_TYPE: self.placement.compute_type,
+                "hotwords": list(self.hotwords), "channels": dict(self.channels)}
 
 
-def decoding_options(archive: Archive, episode: Episode, options: TranscribeOptions) -> DecodingOptions:
+def placement(archive: Archive, options: TranscribeOptions) -> Placement:
+    """The device and compute type of this run: the options', else archive.toml's, else auto."""
+    return place(options.device or archive.device, options.compute_type or archive.compute_type,
+                 source=archive.root / ARCHIVE_FILE,
+                 fields=("--device" if options.device else "device",
+                         "--compute-type" if options.compute_type else "compute_type"))
+
+
+def decoding_options(archive: Archive, episode: Episode, options: TranscribeOptions,
+                     placed: Placement) -> DecodingOptions:
     return DecodingOptions(
         language=options.language or episode.language,
         beam_size=options.beam_size,
-        compute_type=options.compute_type,
+        placement=placed,
         hotwords=tuple(hotwords(archive, episode)),
         channels=tuple((str(p.channel), p.name) for p in episode.persons if p.channel is not None),
     )
@@ -125,12 +137,18 @@ def is_up_to_date(existing: Transcript, audio_sha256: str, model: str, options: 
     timed is the align stage's to bring up to date."""
     if existing.model == IMPORTED_MODEL:  # a transcript the podcast published: whisper is asked only with --force
         return existing.audio_sha256 == audio_sha256
-    decoded_with = {key: value for key, value in existing.options.items() if key not in (WORD_TIMING, SPEAKERS)}
     return (
         existing.audio_sha256 == audio_sha256
         and existing.model == model
-        and decoded_with == options.recorded()
+        and _deciding(existing.options) == _deciding(options.recorded())
     )
+
+
+def _deciding(recorded: dict) -> dict:
+    """The recorded options that decide the words. Where whisper ran (a GPU in float16, a
+    CPU in int8) is recorded, not deciding: a collection that moves onto a GPU keeps its
+    transcripts, and --force asks for them again."""
+    return {key: value for key, value in recorded.items() if key not in (WORD_TIMING, SPEAKERS, DEVICE, COMPUTE_TYPE)}
 
 
 def plan(archive: Archive, slugs: Iterable[str] | None = None) -> list[Episode]:
@@ -165,7 +183,7 @@ def transcribe_archive(
     """
     model_name = options.model or archive.model
     identity = model_identity(model_name)
-    model = LazyWhisper(model_name, options.compute_type)
+    model = LazyWhisper(model_name, placement(archive, options))
     outcomes: list[Outcome] = []
     todo: list[tuple[Episode, str, DecodingOptions, float]] = []
     voices_todo: list[tuple[Episode, Transcript, SpeakerOptions, float]] = []
@@ -179,7 +197,7 @@ def transcribe_archive(
                 # and a notice on every run would only hide the lines that matter.
                 outcomes.append(Outcome(episode.slug, Status.KEPT if force else "up-to-date", REVIEWED_NOTICE))
                 continue
-            opts = decoding_options(archive, episode, options)
+            opts = decoding_options(archive, episode, options, model.placement)
             speaking = speaker_options(episode)
             if existing is not None and not force and is_up_to_date(existing, audio_sha256, identity, opts):
                 heard_with = existing.options.get(SPEAKERS)

@@ -6,11 +6,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from pipeline import embedded_model
-from pipeline.embedded_model import EMBEDDED_SHA256, model_identity, resolve_model
+from pipeline.archive import load_archive
+from pipeline.cli import cli
+from pipeline.embedded_model import EMBEDDED_SHA256, Placement, model_identity, place, resolve_model
 from pipeline.errors import PodarchiveError
 from pipeline.storage import cache_dir, sha256_file
+
+from conftest import copy_archive, set_archive_toml
 
 
 @pytest.fixture
@@ -70,3 +75,66 @@ def test_decoding_threads_follow_the_cores_the_process_may_run_on():
     shown = subprocess.run([sys.executable, "-c", one_core], capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "1"
     assert embedded_model.usable_cores() == len(os.sched_getaffinity(0))
+
+
+# --- where whisper runs: --device, --compute-type -----------------------------------------
+
+
+def _machine(monkeypatch, gpus: int) -> None:
+    """A machine whose CTranslate2 sees ``gpus`` CUDA devices (the choice only asks it that)."""
+    monkeypatch.setattr(embedded_model, "_cuda_devices", lambda: gpus)
+    monkeypatch.setattr(embedded_model, "_supported_compute_types", lambda device: (
+        {"float16", "int8_float16", "int8", "float32", "bfloat16"} if device == "cuda"
+        else {"int8", "int8_float32", "float32"}))
+
+
+@pytest.mark.parametrize(("gpus", "device", "compute_type", "expected"), [
+    (0, None, None, Placement("cpu", "int8")),
+    (1, None, None, Placement("cuda", "float16")),
+    (1, "auto", None, Placement("cuda", "float16")),
+    (1, "cpu", None, Placement("cpu", "int8")),
+    (2, "cuda", "int8_float16", Placement("cuda", "int8_float16")),
+    (0, "cpu", "float32", Placement("cpu", "float32")),
+])
+def test_auto_takes_a_gpu_when_ctranslate2_sees_one(monkeypatch, tmp_path, gpus, device, compute_type, expected):
+    _machine(monkeypatch, gpus)
+    assert place(device, compute_type, source=tmp_path / "archive.toml") == expected
+
+
+def test_this_machine_without_a_gpu_runs_int8_on_the_cpu(tmp_path):
+    assert place(None, None, source=tmp_path) == Placement("cpu", "int8")
+
+
+@pytest.mark.parametrize(("gpus", "device", "compute_type", "field", "cause"), [
+    (0, "cuda", None, "--device", "sees no GPU"),
+    (0, "cpu", "float16", "--compute-type", "cannot run on this cpu"),
+    (1, "tpu", None, "--device", "unknown device"),
+])
+def test_a_placement_that_cannot_run_names_the_option(monkeypatch, tmp_path, gpus, device, compute_type,
+                                                      field, cause):
+    _machine(monkeypatch, gpus)
+    with pytest.raises(PodarchiveError) as raised:
+        place(device, compute_type, source=tmp_path / "archive.toml")
+    assert raised.value.field == field and cause in raised.value.message
+
+
+def test_cuda_asked_on_a_machine_without_one_fails_in_one_line_before_any_model_loads(tmp_path):
+    root = copy_archive(tmp_path / "archive", ["jfk-inaugural"])
+    result = CliRunner().invoke(cli, ["--archive", str(root), "transcribe", "--device", "cuda"])
+    assert result.exit_code != 0
+    assert "archive.toml: --device: cuda asked for, but CTranslate2 sees no GPU" in result.output
+    assert "Traceback" not in result.output
+    assert not (root / "episodes" / "jfk-inaugural" / "transcript.json").exists()
+
+
+def test_archive_toml_sets_the_device_and_rejects_an_unknown_one(tmp_path):
+    root = copy_archive(tmp_path / "archive", ["jfk-inaugural"])
+    set_archive_toml(root, {'language = "': 'device = "gpu"\nlanguage = "'})
+    result = CliRunner().invoke(cli, ["--archive", str(root), "check"])
+    assert result.exit_code != 0
+    assert "archive.toml: device: must be one of auto, cpu, cuda" in result.output
+    set_archive_toml(root, {'device = "gpu"': 'device = "cuda"\ncompute_type = "int8_float16"'})
+    archive = load_archive(root)
+    assert (archive.device, archive.compute_type) == ("cuda", "int8_float16")
+    result = CliRunner().invoke(cli, ["--archive", str(root), "transcribe"])
+    assert result.exit_code != 0 and "archive.toml: device: cuda asked for" in result.output

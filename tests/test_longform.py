@@ -16,6 +16,7 @@ from scipy.io import wavfile
 from pipeline.archive import load_archive
 from pipeline.audio import SAMPLE_RATE, as_float, decode, probe
 from pipeline.cli import cli
+from pipeline.embedded_model import Placement
 from pipeline.model import Gap, Segment, Transcript, Word
 from pipeline.speech import (
     MAX_GAIN_DB,
@@ -268,7 +269,7 @@ def test_a_transcript_made_before_the_guard_is_stale(tmp_path):
     root = copy_archive(tmp_path / "a", slugs=["kennedy-inaugural-1961"])
     archive = load_archive(root)
     episode = archive.episode("kennedy-inaugural-1961")
-    options = decoding_options(archive, episode, TranscribeOptions())
+    options = decoding_options(archive, episode, TranscribeOptions(), Placement())
     transcript = write_transcript(root, episode.slug, [])
     transcript.model, transcript.options = "embedded:whisper-base", options.recorded()
     assert is_up_to_date(transcript, transcript.audio_sha256, transcript.model, options)

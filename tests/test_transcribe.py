@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from pipeline.archive import load_archive, read_transcript
 from pipeline.cli import cli
+from pipeline.embedded_model import Placement
 from pipeline.errors import PodarchiveError
 from pipeline.model import Transcript
 from pipeline.stamps import STAMPS_FILE
@@ -42,7 +43,7 @@ def test_glossary_is_the_archives_then_the_episodes(tmp_path):
                                          "inuktitut", "hansard", "ReadAlong-Studio"]
     # A name belongs to its episode: Kennedy's episode gets only the archive-wide words.
     assert hotwords(archive, archive.episode("kennedy-inaugural-1961")) == ["podarchive", "CNRC"]
-    options = decoding_options(archive, joanis, TranscribeOptions())
+    options = decoding_options(archive, joanis, TranscribeOptions(), Placement())
     assert options.language == "fr" and options.recorded()["speech_regions"] == SPEECH_REGIONS_METHOD
 
 
@@ -117,6 +118,7 @@ def test_transcript_records_what_it_was_made_from(transcribed_archive):
     assert transcript.options["hotwords"][0] == "Éric Joanis"
     assert len(transcript.audio_sha256) == 64
     assert transcript.language == "fr" and not transcript.reviewed
+    assert (transcript.options["device"], transcript.options["compute_type"]) == ("cpu", "int8")  # what ran
     assert all(s.speaker == "Éric Joanis" for s in transcript.segments)  # the sole person
     assert all(s.speaker == "" for s in load(root, "mit-licence-en-de").segments)  # nobody listed
 
@@ -184,6 +186,9 @@ def test_changed_options_or_force_transcribe_again(small_archive):
     path = small_archive / "episodes/conservateur-des-eaux-et-forets/transcript.json"
     assert "transcribed" in runner.invoke(cli, ["--archive", str(small_archive), "transcribe"]).stdout
     assert "up to date" in runner.invoke(cli, ["--archive", str(small_archive), "transcribe"]).stdout
+    # Where whisper runs is recorded, not deciding: a collection moved onto a GPU keeps its transcripts.
+    result = runner.invoke(cli, ["--archive", str(small_archive), "transcribe", "--compute-type", "float32"])
+    assert "up to date" in result.stdout and json.loads(path.read_text("utf-8"))["options"]["compute_type"] == "int8"
     result = runner.invoke(cli, ["--archive", str(small_archive), "transcribe", "--beam-size", "2"])
     assert "transcribed" in result.stdout
     assert json.loads(path.read_text("utf-8"))["options"]["beam_size"] == 2
