@@ -22,6 +22,7 @@ from . import layout
 from .align import align_archive
 from .archive import Archive, Episode, load_archive, read_transcript
 from .audit import audit
+from .cluster import Cluster
 from .enclosure import clip as cut_clip
 from .enclosure import still_safe
 from .errors import PodarchiveError
@@ -152,14 +153,16 @@ def transcribe(
     progress: Callable[[float], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
     waiting: Waiting = WAIT,
+    cluster: Cluster | None = None,
 ) -> RunReport:
-    """Transcribe the named episodes (all when none) that are stale."""
+    """Transcribe the named episodes (all when none) that are stale, on ``cluster``'s
+    workers where one is given."""
     chosen: list[Episode] = []
 
     def stage(archive: Archive) -> list[Outcome]:
         chosen.extend(plan(archive, slugs))
         return transcribe_archive(archive, chosen, options, force=force, on_start=on_start,
-                                  progress=progress, on_done=on_done)
+                                  progress=progress, on_done=on_done, cluster=cluster)
 
     report = _one_stage(root, waiting, "transcribe", stage)
     report.warnings += _untranscribed(chosen)
@@ -281,9 +284,11 @@ def run(
     progress: Callable[[float], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
     waiting: Waiting = WAIT,
+    cluster: Cluster | None = None,
 ) -> RunReport:
     """The whole job over every episode, each stage skipping what is up to date; nothing
-    at all when nothing has changed since the last complete run (see stamps.py)."""
+    at all when nothing has changed since the last complete run (see stamps.py).
+    Transcription runs on ``cluster``'s workers where one is given."""
     moment = now or now_utc()
     asked = json.loads(json.dumps(asdict(options)))
     with locked(root, waiting):
@@ -297,7 +302,7 @@ def run(
         archive = report.archive
         _run_stage(report, "transcribe", lambda: transcribe_archive(
             archive, archive.episodes, options, force=force, on_start=on_start, progress=progress,
-            on_done=on_done))
+            on_done=on_done, cluster=cluster))
         _run_stage(report, "align", lambda: align_archive(archive.episodes))
         _publish(report, now, index=True, feed=True)
         report.warnings += _untranscribed(archive.episodes)

@@ -12,6 +12,7 @@ import click
 
 from . import __version__, build, create, layout
 from .archive import COMPUTE_TYPES, DEVICES, parse_moment
+from .cluster import Cluster
 from .errors import PodarchiveError
 from .formats import clock
 from .model import Status
@@ -28,6 +29,7 @@ class _Progress:
         self.bar = None
         self.seconds_done = 0.0
         self.shown = 0
+        self.windows = 0
         self.said: set[int] = set()
 
     def start(self, total: float) -> None:
@@ -45,6 +47,13 @@ class _Progress:
             if step > 0:
                 self.bar.update(step)
                 self.shown += step
+
+    def window(self) -> None:
+        """A window decoded on a cluster: the bar says how many, and how many hours."""
+        self.windows += 1
+        if self.bar is not None:
+            self.bar.label = (f"Transcribing on the cluster: {self.windows} windows, "
+                              f"{self.seconds_done / 3600:.2f} h of audio (seconds)")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -127,14 +136,26 @@ def _run_stage(ctx: click.Context, stage, said: set[int] = frozenset(), **option
     _print_report(report, root, said)
 
 
-def _run_with_progress(ctx: click.Context, stage, **options) -> None:
-    """_run_stage with a progress bar in seconds of audio transcribed."""
+def _run_with_progress(ctx: click.Context, stage, *, cluster: str | None = None, workers: int | None = None,
+                       ship_audio: bool = False, **options) -> None:
+    """_run_stage with a progress bar in seconds of audio transcribed, on a Dask cluster
+    where one is asked for (a scheduler's address, or a LocalCluster of ``workers``)."""
+    if cluster and workers:
+        raise click.UsageError("--cluster and --workers exclude each other: workers join the scheduler")
     progress = _Progress()
+    on_cluster = Cluster(cluster, workers, ship_audio, on_window=progress.window) if cluster or workers else None
     try:
+        if cluster:  # an unreachable scheduler is said before anything else happens
+            try:
+                on_cluster.connect()
+            except PodarchiveError as error:
+                _fail(error, None)
         _run_stage(ctx, stage, said=progress.said, on_start=progress.start, progress=progress.advance,
-                   on_done=progress.done, **options)
+                   on_done=progress.done, cluster=on_cluster, **options)
     finally:
         progress.close()
+        if on_cluster is not None:
+            on_cluster.close()
 
 
 def _transcribe_options(model, language, beam_size, batch_size, device, compute_type) -> TranscribeOptions:
@@ -143,6 +164,20 @@ def _transcribe_options(model, language, beam_size, batch_size, device, compute_
         model=model, language=language, beam_size=beam_size or defaults.beam_size,
         batch_size=batch_size or defaults.batch_size, device=device, compute_type=compute_type,
     )
+
+
+def cluster_options(command):
+    """--cluster, --workers, --ship-audio: transcription as Dask tasks."""
+    command = click.option(
+        "--ship-audio", is_flag=True,
+        help="Send each window's samples to the workers instead of their reading the recordings "
+             "from storage they share with this machine.")(command)
+    command = click.option(
+        "--workers", type=click.IntRange(1, 256), default=None,
+        help="Start a local Dask cluster of N single-threaded worker processes.")(command)
+    return click.option(
+        "--cluster", envvar="PODARCHIVE_CLUSTER", default=None, metavar="tcp://HOST:8786",
+        help="Transcribe on the workers of this Dask scheduler (also PODARCHIVE_CLUSTER).")(command)
 
 
 def device_options(command):
@@ -288,12 +323,15 @@ def check(ctx: click.Context) -> None:
               help=f"Beam width (default {TranscribeOptions().beam_size}).")
 @batch_size_option
 @device_options
+@cluster_options
 @click.option("--force", is_flag=True,
               help="Transcribe again even when up to date (reviewed transcripts are still kept).")
 @click.pass_context
-def transcribe(ctx, slugs, model, language, beam_size, batch_size, device, compute_type, force) -> None:
+def transcribe(ctx, slugs, model, language, beam_size, batch_size, device, compute_type, cluster, workers,
+               ship_audio, force) -> None:
     """Transcribe episodes (all, or the SLUGS given) into episodes/<slug>/transcript.json."""
-    _run_with_progress(ctx, build.transcribe, slugs=list(slugs), force=force,
+    _run_with_progress(ctx, build.transcribe, slugs=list(slugs), force=force, cluster=cluster, workers=workers,
+                       ship_audio=ship_audio,
                        options=_transcribe_options(model, language, beam_size, batch_size, device, compute_type))
 
 
@@ -475,6 +513,13 @@ class _Download:
         if self.bar is not None:
             self.bar.update(min(count, self.bar.length - self.bar.pos))
 
+    def window(self) -> None:
+        """A window decoded on a cluster: the bar says how many, and how many hours."""
+        self.windows += 1
+        if self.bar is not None:
+            self.bar.label = (f"Transcribing on the cluster: {self.windows} windows, "
+                              f"{self.seconds_done / 3600:.2f} h of audio (seconds)")
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
@@ -515,11 +560,12 @@ def import_command(ctx, feed, retranscribe, owner_ok) -> None:
 @model_option
 @batch_size_option
 @device_options
+@cluster_options
 @click.option("--force", is_flag=True, help="Transcribe again even when up to date.")
 @click.pass_context
-def run(ctx, model, batch_size, device, compute_type, force) -> None:
+def run(ctx, model, batch_size, device, compute_type, cluster, workers, ship_audio, force) -> None:
     """Do the whole job on every episode, skipping what is already up to date."""
-    _run_with_progress(ctx, build.run, force=force,
+    _run_with_progress(ctx, build.run, force=force, cluster=cluster, workers=workers, ship_audio=ship_audio,
                        options=_transcribe_options(model, None, None, batch_size, device, compute_type))
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from itertools import groupby, pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,6 +44,9 @@ from .timing import (
     refine_ends,
     refine_starts,
 )
+
+if TYPE_CHECKING:  # the cluster decodes with this module's functions
+    from .cluster import Cluster
 
 # Long recordings go through the model this many seconds at a time (memory stays
 # flat), each cut at the quietest moment within CUT_SEARCH_SECONDS of its end.
@@ -174,18 +178,21 @@ def transcribe_archive(
     on_start: Callable[[float], None] | None = None,
     progress: Progress | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    cluster: Cluster | None = None,
 ) -> list[Outcome]:
     """Transcribe what is stale among ``episodes``; one failure does not stop the others.
 
     ``on_start`` receives the seconds of audio that will be transcribed, ``progress``
     each advance, so a caller can draw a bar; ``on_done`` each episode's outcome as it
-    is transcribed (or fails), an hour's work not being said only at its end.
+    is transcribed (or fails), an hour's work not being said only at its end. With a
+    ``cluster`` (pipeline.cluster) the stretches are decoded on its workers; the
+    transcripts are assembled and written here all the same.
     """
     model_name = options.model or archive.model
     identity = model_identity(model_name)
     model = LazyWhisper(model_name, placement(archive, options))
     outcomes: list[Outcome] = []
-    todo: list[tuple[Episode, str, DecodingOptions, float]] = []
+    todo: list[Job] = []
     voices_todo: list[tuple[Episode, Transcript, SpeakerOptions, float]] = []
     for episode in episodes:
         try:
@@ -209,11 +216,11 @@ def transcribe_archive(
                 if speaking is not None:  # the words hold: only their voices are found again
                     voices_todo.append((episode, existing, speaking, existing.duration))
                     continue
-            todo.append((episode, audio_sha256, opts, probe(episode.audio_path).duration))
+            todo.append(Job(episode, audio_sha256, opts, probe(episode.audio_path).duration))
         except PodarchiveError as error:
             outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
     if on_start:
-        on_start(sum(duration for *_, duration in todo + voices_todo))
+        on_start(sum(job.duration for job in todo) + sum(duration for *_, duration in voices_todo))
     for episode, existing, speaking, duration in voices_todo:
         try:
             transcript = with_voices(existing, episode, speaking)
@@ -226,25 +233,38 @@ def transcribe_archive(
             progress(duration)
         if on_done:
             on_done(outcomes[-1])
-    for episode, audio_sha256, opts, duration in todo:
-        try:
-            transcript = transcribe_episode(
-                model.get(), episode, opts, model_id=identity, audio_sha256=audio_sha256,
-                batch_size=options.batch_size, progress=progress,
-            )
-            atomic_write_json(episode.transcript_path, transcript.to_json())
-            speaking = speaker_options(episode)
-            outcomes.append(Outcome(episode.slug, Status.TRANSCRIBED,
+    if cluster is not None and todo:
+        transcribed = cluster.transcribe(todo, model=model_name, placement=model.placement,
+                                         batch_size=options.batch_size, progress=progress)
+    else:
+        transcribed = _transcribed_here(todo, model, identity, options.batch_size, progress)
+    for job, transcript in transcribed:
+        if isinstance(transcript, PodarchiveError):
+            outcomes.append(Outcome(job.episode.slug, Status.FAILED, str(transcript), error=transcript))
+        else:
+            # Written here alone, by the process that holds the archive's lock.
+            atomic_write_json(job.episode.transcript_path, transcript.to_json())
+            speaking = speaker_options(job.episode)
+            outcomes.append(Outcome(job.episode.slug, Status.TRANSCRIBED,
                                     voices_warning(speaking, transcript.turns) if speaking else "",
                                     seconds=transcript.duration))
-        except PodarchiveError as error:
-            if progress:
-                progress(duration)
-            outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
         if on_done:
             on_done(outcomes[-1])
     order = {episode.slug: n for n, episode in enumerate(episodes)}
     return sorted(outcomes, key=lambda outcome: order[outcome.slug])
+
+
+def _transcribed_here(todo: list[Job], model: LazyWhisper, model_id: str, batch_size: int,
+                      progress: Progress | None) -> Iterator[tuple[Job, Transcript | PodarchiveError]]:
+    """Each job's transcript (or what stopped it), made in this process, one after the other."""
+    for job in todo:
+        try:
+            yield job, transcribe_episode(model.get(), job.episode, job.options, model_id=model_id,
+                                          audio_sha256=job.audio_sha256, batch_size=batch_size, progress=progress)
+        except PodarchiveError as error:
+            if progress:
+                progress(job.duration)
+            yield job, error
 
 
 def untranscribed_speech(episodes: list[Episode]) -> list[tuple[Episode, Gap]]:
@@ -289,6 +309,49 @@ def _reviewed_gaps(episode: Episode, transcript: Transcript) -> list[Gap]:
     return gaps
 
 
+@dataclass(frozen=True)
+class Job:
+    """One episode to transcribe, as planned: its recording's digest and how to decode it."""
+
+    episode: Episode
+    audio_sha256: str
+    options: DecodingOptions
+    duration: float
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """A stretch of one track (at most STRETCH_SECONDS, cut at a quiet moment), decoded on
+    its own: the unit of work a cluster spreads over its workers."""
+
+    track: int
+    first: int  # samples
+    last: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.last - self.first) / SAMPLE_RATE
+
+
+def stretches(tracks: list[tuple[str, np.ndarray]]) -> list[Stretch]:
+    return [Stretch(number, first, last) for number, (_, samples) in enumerate(tracks)
+            for first, last in _stretches(samples)]
+
+
+def decode_stretch(whisper, samples: np.ndarray, opts: DecodingOptions, *, batch_size: int,
+                   advance: Progress = lambda seconds: None) -> tuple[list[Segment], list[Gap]]:
+    """Whisper's pieces of one stretch's samples and the speech it leaves untranscribed,
+    timed from the stretch's start.
+
+    The stretch is lifted to speech level, its speech regions found, their language
+    decided one by one (``auto``), and decoded in windows of one language; a region left
+    without words is decoded again on its own, and what still yields nothing is a gap.
+    """
+    decoder = _Decoder(whisper, beam_size=opts.beam_size, hotwords=list(opts.hotwords), batch_size=batch_size)
+    audio = at_speech_level(as_float(samples).reshape(-1), SAMPLE_RATE)
+    return decoder.transcribe(audio, None if opts.language == "auto" else opts.language, advance)
+
+
 def transcribe_episode(
     whisper,
     episode: Episode,
@@ -299,37 +362,42 @@ def transcribe_episode(
     batch_size: int = DEFAULT_OPTIONS.batch_size,
     progress: Progress | None = None,
 ) -> Transcript:
-    """Run faster-whisper on one episode (each stereo channel apart when persons say so).
-
-    Each stretch of STRETCH_SECONDS is lifted to speech level, its speech regions found,
-    their language decided one by one (``auto``), and decoded in windows of one
-    language; a region left without words is decoded again on its own, and what still
-    yields nothing is recorded as a gap. Whisper's pieces are cut again at sentence ends
-    and pauses, which is what captions, paragraphs and search hits want.
-    """
+    """Run faster-whisper on one episode (each stereo channel apart when persons say so),
+    a stretch at a time (decode_stretch)."""
     tracks = speaker_tracks(episode, SAMPLE_RATE)
-    duration = len(tracks[0][1]) / SAMPLE_RATE
-    decoder = _Decoder(whisper, beam_size=opts.beam_size, hotwords=list(opts.hotwords),
-                       batch_size=batch_size)
-    language = None if opts.language == "auto" else opts.language
-    segments: list[Segment] = []
-    gaps: list[Gap] = []
-    spoken: Counter[str] = Counter()  # words in each language: the transcript's is the most
 
     def advance(seconds: float) -> None:
         if progress:
             progress(seconds / len(tracks))
 
-    for speaker, samples in tracks:
-        track_segments = []
-        for offset, audio in _lifted_stretches(samples):
-            pieces, stretch_gaps = decoder.transcribe(audio, language, advance)
-            for piece in pieces:
-                piece.speaker = speaker
-                _move(piece, offset)
-                spoken[piece.language] += len(piece.words)
-                track_segments += sentences(piece, piece.language)
-            gaps += [Gap(round(gap.start + offset, 3), round(gap.end + offset, 3)) for gap in stretch_gaps]
+    cut = stretches(tracks)
+    decoded = [decode_stretch(whisper, tracks[stretch.track][1][stretch.first:stretch.last], opts,
+                              batch_size=batch_size, advance=advance) for stretch in cut]
+    return assembled(Job(episode, audio_sha256, opts, len(tracks[0][1]) / SAMPLE_RATE), tracks, cut, decoded,
+                     model_id=model_id)
+
+
+def assembled(job: Job, tracks: list[tuple[str, np.ndarray]], cut: list[Stretch],
+              decoded: list[tuple[list[Segment], list[Gap]]], *, model_id: str) -> Transcript:
+    """The transcript of ``job`` from its stretches' pieces: each placed in the recording,
+    cut again at sentence ends and pauses (what captions, paragraphs and search hits
+    want), its words' times cleaned on its track's sound, and its voices found where
+    episode.toml asks."""
+    episode, opts = job.episode, job.options
+    language = None if opts.language == "auto" else opts.language
+    pieces_of_track: list[list[Segment]] = [[] for _ in tracks]
+    gaps: list[Gap] = []
+    spoken: Counter[str] = Counter()  # words in each language: the transcript's is the most
+    for stretch, (pieces, stretch_gaps) in zip(cut, decoded):
+        offset = stretch.first / SAMPLE_RATE
+        for piece in pieces:
+            piece.speaker = tracks[stretch.track][0]
+            _move(piece, offset)
+            spoken[piece.language] += len(piece.words)
+            pieces_of_track[stretch.track] += sentences(piece, piece.language)
+        gaps += [Gap(round(gap.start + offset, 3), round(gap.end + offset, 3)) for gap in stretch_gaps]
+    segments: list[Segment] = []
+    for (_, samples), track_segments in zip(tracks, pieces_of_track):
         segments.extend(clean_word_times(track_segments, SpeechActivity(samples, SAMPLE_RATE)))
     segments.sort(key=lambda segment: (segment.start, segment.end))
     main_language = language or (spoken.most_common(1)[0][0] if spoken else "")
@@ -343,11 +411,11 @@ def transcribe_episode(
     transcript = Transcript(
         episode=episode.slug,
         language=main_language,
-        duration=round(duration, 3),
+        duration=round(len(tracks[0][1]) / SAMPLE_RATE, 3),
         model=model_id,
         options={**opts.recorded(), WORD_TIMING: WORD_TIMING_METHOD,
                  **({SPEAKERS: speaking.recorded()} if speaking else {})},
-        audio_sha256=audio_sha256,
+        audio_sha256=job.audio_sha256,
         segments=segments,
         podarchive_version=__version__,
         gaps=merged_gaps(gaps),
