@@ -6,9 +6,11 @@ refinement."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,10 +33,23 @@ from .timing import (
     refine_starts,
 )
 
+if TYPE_CHECKING:  # the cluster retimes with this module's functions
+    from .cluster import Cluster
 
-def align_archive(episodes: list[Episode]) -> list[Outcome]:
+
+@dataclass(frozen=True)
+class Retiming:
+    """A transcript whose words are to be timed again, and why."""
+
+    episode: Episode
+    transcript: Transcript
+    correction: Correction | None
+    own_words: bool  # timed by an older method: its own words are force-aligned
+
+
+def align_archive(episodes: list[Episode], cluster: Cluster | None = None) -> list[Outcome]:
     """Re-time the words of every transcript edited since podarchive last timed it, or
-    timed by an older method.
+    timed by an older method; on ``cluster``'s workers where one is given, written here.
 
     A producer's correction (see ``find_correction``) is force-aligned to the recording;
     hand-edited times are only cleaned. A transcript timed by an older method than
@@ -42,8 +57,8 @@ def align_archive(episodes: list[Episode]) -> list[Outcome]:
     or edited its words: their times are kept. The whisper model is loaded once, and
     only if some segment needs it.
     """
-    aligner = ForcedAligner()
     outcomes = []
+    todo: list[Retiming] = []
     for episode in episodes:
         try:
             transcript = read_transcript(episode.transcript_path)
@@ -54,20 +69,36 @@ def align_archive(episodes: list[Episode]) -> list[Outcome]:
             if correction is None and not timed_before and transcript.timing_sha256 == transcript.words_digest():
                 outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
                 continue
-            _retime(episode, transcript, correction, aligner, own_words=timed_before)
-            atomic_write_json(episode.transcript_path, transcript.to_json())
-            detail = (f"{len(correction.segments)} corrected segment(s)" if correction
-                      else f"word times refined (timing method {WORD_TIMING_METHOD})" if timed_before else "")
-            outcomes.append(Outcome(episode.slug, Status.ALIGNED, detail))
+            todo.append(Retiming(episode, transcript, correction, timed_before))
         except PodarchiveError as error:
             outcomes.append(Outcome(episode.slug, Status.FAILED, str(error), error=error))
-    return outcomes
+    retimed = cluster.align(todo) if cluster is not None and todo else _retimed_here(todo)
+    for job, transcript in retimed:
+        if isinstance(transcript, PodarchiveError):
+            outcomes.append(Outcome(job.episode.slug, Status.FAILED, str(transcript), error=transcript))
+            continue
+        atomic_write_json(job.episode.transcript_path, transcript.to_json())
+        detail = (f"{len(job.correction.segments)} corrected segment(s)" if job.correction
+                  else f"word times refined (timing method {WORD_TIMING_METHOD})" if job.own_words else "")
+        outcomes.append(Outcome(job.episode.slug, Status.ALIGNED, detail))
+    order = {episode.slug: n for n, episode in enumerate(episodes)}
+    return sorted(outcomes, key=lambda outcome: order[outcome.slug])
 
 
-def _retime(episode: Episode, transcript: Transcript, correction: Correction | None,
-            aligner: ForcedAligner, *, own_words: bool) -> Transcript:
-    tracks = dict(speaker_tracks(episode))
-    if own_words:
+def _retimed_here(todo: list[Retiming]) -> Iterator[tuple[Retiming, Transcript | PodarchiveError]]:
+    aligner = ForcedAligner()
+    for job in todo:
+        try:
+            yield job, retime(job, aligner)
+        except PodarchiveError as error:
+            yield job, error
+
+
+def retime(job: Retiming, aligner: ForcedAligner, tracks: dict[str, np.ndarray] | None = None) -> Transcript:
+    """``job``'s transcript timed again, on its recording's ``tracks`` (read when not given)."""
+    episode, transcript, correction = job.episode, job.transcript, job.correction
+    tracks = tracks if tracks is not None else dict(speaker_tracks(episode))
+    if job.own_words:
         _align_own_words(transcript, tracks, aligner, corrected=set(correction.segments) if correction else set())
     if correction is not None:
         _apply(episode, transcript, correction, tracks, aligner)
@@ -391,15 +422,18 @@ class ForcedAligner:
     """Times given words against a recording: whisper's cross-attention alignment
     (faster-whisper's ``find_alignment``), then each start refined on the sound.
 
-    Models load on first use, once per model name, and are shared by every episode.
+    Models load on first use, once per model name, and are shared by every episode;
+    ``threads`` and ``workers`` as LazyWhisper takes them.
     """
 
-    def __init__(self):
-        self._models: dict[str | None, object] = {}
+    def __init__(self, *, threads: int | None = None, workers: int = 1):
+        self._models: dict[str | None, LazyWhisper] = {}
+        self.threads = threads
+        self.workers = workers
 
     def whisper(self, name: str | None):
         if name not in self._models:
-            self._models[name] = LazyWhisper(name)
+            self._models[name] = LazyWhisper(name, threads=self.threads, workers=self.workers)
         return self._models[name].get()
 
     def align(self, model: str | None, samples: np.ndarray, start: float, end: float,

@@ -161,8 +161,12 @@ def transcribe(
 
     def stage(archive: Archive) -> list[Outcome]:
         chosen.extend(plan(archive, slugs))
-        return transcribe_archive(archive, chosen, options, force=force, on_start=on_start,
-                                  progress=progress, on_done=on_done, cluster=cluster)
+        try:
+            return transcribe_archive(archive, chosen, options, force=force, on_start=on_start,
+                                      progress=progress, on_done=on_done, cluster=cluster)
+        finally:  # inside the lock, before the run's scratch folder (the LocalCluster's) goes
+            if cluster is not None:
+                cluster.close()
 
     report = _one_stage(root, waiting, "transcribe", stage)
     report.warnings += _untranscribed(chosen)
@@ -300,10 +304,14 @@ def run(
         forget_run(root)
         report = _load(root)
         archive = report.archive
-        _run_stage(report, "transcribe", lambda: transcribe_archive(
-            archive, archive.episodes, options, force=force, on_start=on_start, progress=progress,
-            on_done=on_done, cluster=cluster))
-        _run_stage(report, "align", lambda: align_archive(archive.episodes))
+        try:
+            _run_stage(report, "transcribe", lambda: transcribe_archive(
+                archive, archive.episodes, options, force=force, on_start=on_start, progress=progress,
+                on_done=on_done, cluster=cluster))
+            _run_stage(report, "align", lambda: align_archive(archive.episodes, cluster))
+        finally:
+            if cluster is not None:
+                cluster.close()
         _publish(report, now, index=True, feed=True)
         report.warnings += _untranscribed(archive.episodes)
         if report.ok:

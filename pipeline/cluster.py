@@ -1,4 +1,5 @@
-"""Transcription on a Dask cluster: each stretch of a recording is a task.
+"""Transcription and forced alignment on a Dask cluster: each stretch of a recording is
+a task, and each transcript to time again.
 
 podarchive schedules nothing itself: Dask distributed does, with a scheduler and its
 workers (``dask scheduler``, ``dask worker``) or a LocalCluster of ``--workers N``
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .align import ForcedAligner, Retiming, retime
 from .archive import Episode
 from .audio import SAMPLE_RATE, speaker_tracks
 from .embedded_model import LazyWhisper, Placement, model_identity
@@ -91,6 +93,8 @@ class Cluster:
         return self._client
 
     def close(self) -> None:
+        """Let the cluster go: a LocalCluster's workers, each holding a model, do not
+        outlive the stages that use them."""
         for part in (self._client, self._local):
             if part is not None:
                 part.close()
@@ -98,17 +102,7 @@ class Cluster:
 
     def transcribe(self, jobs: list[Job], *, model: str | None, placement: Placement, batch_size: int,
                    progress: Progress | None = None) -> Iterator[tuple[Job, Transcript | PodarchiveError]]:
-        """Each job's transcript (or what stopped it), as its last window comes back. The
-        cluster is let go at the end: a LocalCluster's workers, each holding a model, do not
-        outlive transcription."""
-        try:
-            yield from self._transcribe(jobs, model=model, placement=placement, batch_size=batch_size,
-                                        progress=progress)
-        finally:
-            self.close()
-
-    def _transcribe(self, jobs: list[Job], *, model: str | None, placement: Placement, batch_size: int,
-                    progress: Progress | None) -> Iterator[tuple[Job, Transcript | PodarchiveError]]:
+        """Each job's transcript (or what stopped it), as its last window comes back."""
         from distributed import as_completed
 
         client = self.connect()
@@ -161,6 +155,29 @@ class Cluster:
             yield from hand_out()
 
 
+    def align(self, jobs: list[Retiming]) -> Iterator[tuple[Retiming, Transcript | PodarchiveError]]:
+        """Each transcript timed again on a worker (a task per episode: forced alignment
+        takes a fraction of transcription's time), as it comes back."""
+        from distributed import as_completed
+
+        client = self.connect()
+        futures = {}
+        for job in jobs:
+            try:
+                tracks = client.scatter(dict(speaker_tracks(job.episode)), hash=False) if self.ship_audio else None
+            except PodarchiveError as error:
+                yield job, error
+                continue
+            futures[client.submit(retime_on_worker, job, tracks, pure=False)] = job
+        for future in as_completed(futures):
+            job = futures.pop(future)
+            try:
+                yield job, future.result()
+            except Exception as error:  # noqa: BLE001 - a worker's failure is this episode's alone
+                yield job, _as_error(error, job.episode.transcript_path)
+            future.release()
+
+
 def _assembled(episode: _Transcribing, model_id: str) -> Transcript | PodarchiveError:
     try:
         return assembled(episode.job, episode.tracks, episode.cut, episode.decoded, model_id=model_id)
@@ -177,6 +194,7 @@ def _as_error(error: Exception, path: Path) -> PodarchiveError:
 # --- On each worker -------------------------------------------------------------------------
 
 _models: dict[tuple[str | None, Placement], LazyWhisper] = {}
+_aligner: dict[str, ForcedAligner] = {}
 _last_recording: dict[str, object] = {}  # a recording's stretches mostly come to one worker in turn
 _worker_lock = threading.Lock()
 
@@ -186,6 +204,16 @@ def decode_on_worker(model: str | None, placement: Placement, source: np.ndarray
     """One stretch decoded on a worker: its pieces and gaps, timed from its start."""
     samples = source if isinstance(source, np.ndarray) else _track(source, stretch.track)[stretch.first:stretch.last]
     return decode_stretch(_whisper(model, placement), samples, options, batch_size=batch_size)
+
+
+def retime_on_worker(job: Retiming, tracks: dict[str, np.ndarray] | None) -> Transcript:
+    """One transcript timed again on a worker, on the tracks sent or its recording's."""
+    with _worker_lock:
+        if "aligner" not in _aligner:
+            from distributed import get_worker
+
+            _aligner["aligner"] = ForcedAligner(threads=1, workers=get_worker().state.nthreads)
+    return retime(job, _aligner["aligner"], tracks)
 
 
 def _whisper(model: str | None, placement: Placement):

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from itertools import groupby, pairwise
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -44,9 +44,6 @@ from .timing import (
     refine_ends,
     refine_starts,
 )
-
-if TYPE_CHECKING:  # the cluster decodes with this module's functions
-    from .cluster import Cluster
 
 # Long recordings go through the model this many seconds at a time (memory stays
 # flat), each cut at the quietest moment within CUT_SEARCH_SECONDS of its end.
@@ -169,6 +166,13 @@ def plan(archive: Archive, slugs: Iterable[str] | None = None) -> list[Episode]:
     return episodes
 
 
+class Decoders(Protocol):
+    """Decoding elsewhere than in this process: pipeline.cluster's Dask workers."""
+
+    def transcribe(self, jobs: list[Job], *, model: str | None, placement: Placement, batch_size: int,
+                   progress: Progress | None = None) -> Iterator[tuple[Job, Transcript | PodarchiveError]]: ...
+
+
 def transcribe_archive(
     archive: Archive,
     episodes: list[Episode],
@@ -178,7 +182,7 @@ def transcribe_archive(
     on_start: Callable[[float], None] | None = None,
     progress: Progress | None = None,
     on_done: Callable[[Outcome], None] | None = None,
-    cluster: Cluster | None = None,
+    cluster: Decoders | None = None,
 ) -> list[Outcome]:
     """Transcribe what is stale among ``episodes``; one failure does not stop the others.
 

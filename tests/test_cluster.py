@@ -2,6 +2,7 @@
 costing nothing but time, an unreachable scheduler said in one line."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,10 +44,7 @@ def one_core_run(tmp_path_factory):
     runs its windows: CTranslate2's and the BLAS's sums differ in their last bits with
     their thread count, and so, now and then, does a word."""
     root = copy_archive(tmp_path_factory.mktemp("one-core"))
-    first_core = min(os.sched_getaffinity(0))
-    subprocess.run([sys.executable, "-m", "pipeline", "--archive", str(root), "transcribe"], check=True,
-                   capture_output=True, preexec_fn=lambda: os.sched_setaffinity(0, {first_core}),
-                   env={**os.environ, "PODARCHIVE_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "cache")})
+    one_core("--archive", str(root), "transcribe", cache=tmp_path_factory.getbasetemp() / "cache")
     return root
 
 
@@ -122,3 +120,32 @@ def test_workers_sent_the_samples_need_no_shared_storage(tmp_path, one_core_run)
     shipped = read_transcript(root / "episodes" / slug / "transcript.json")
     alone = read_transcript(one_core_run / "episodes" / slug / "transcript.json")
     assert (shipped.segments, shipped.gaps) == (alone.segments, alone.gaps)
+
+
+def one_core(*command: str, cache: Path) -> None:
+    """``podarchive COMMAND`` in a process on one core, as a worker thread runs its tasks."""
+    first_core = min(os.sched_getaffinity(0))
+    subprocess.run([sys.executable, "-m", "pipeline", *command], check=True, capture_output=True,
+                   preexec_fn=lambda: os.sched_setaffinity(0, {first_core}),
+                   env={**os.environ, "PODARCHIVE_CACHE_DIR": str(cache)})
+
+
+@pytest.mark.model
+def test_a_correction_is_aligned_on_the_workers_as_here(tmp_path, one_core_run, tmp_path_factory):
+    slug = "eric-joanis-readalongs"
+    corrected = (Path(__file__).parent / "data" / "references" / "ej-fra.txt").read_text("utf-8")
+    roots = []
+    for name in ("here", "on-workers"):
+        root = copy_archive(tmp_path / name, [slug])
+        shutil.copy(one_core_run / "episodes" / slug / "transcript.json", root / "episodes" / slug)
+        (root / "episodes" / slug / "transcript.txt").write_text(corrected, "utf-8")
+        roots.append(root)
+    here, on_workers = roots
+    one_core("--archive", str(here), "align", cache=tmp_path_factory.getbasetemp() / "cache")
+    result = CliRunner().invoke(cli, ["--archive", str(on_workers), "run", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"align {slug}: aligned" in result.stdout
+    timed = [read_transcript(root / "episodes" / slug / "transcript.json") for root in roots]
+    assert [w.text for s in timed[1].segments for w in s.words] == corrected.split()
+    assert timed[0].segments == timed[1].segments and timed[1].reviewed
+    assert leftovers(on_workers) == [] and not (on_workers / ".podarchive.tmp").exists()
