@@ -38,14 +38,14 @@ from scipy.io import wavfile
 # shadow the pipeline package itself; the package is imported first, longform after.
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-from pipeline.archive import Episode  # noqa: E402
-from pipeline.audio import SAMPLE_RATE  # noqa: E402
-from pipeline.cluster import Recording, decode_on_worker  # noqa: E402
-from pipeline.embedded_model import Placement  # noqa: E402
-from pipeline.transcribe import DEFAULT_OPTIONS, STRETCH_SECONDS, DecodingOptions, Stretch  # noqa: E402
+from pipeline.archive import Episode
+from pipeline.audio import SAMPLE_RATE
+from pipeline.cluster import Recording, decode_on_worker
+from pipeline.embedded_model import Placement
+from pipeline.transcribe import DEFAULT_OPTIONS, STRETCH_SECONDS, DecodingOptions, Stretch
 
 sys.path.append(str(Path(__file__).resolve().parent))
-from longform import archive_with, bilingual_order, write_recording  # noqa: E402
+from longform import archive_with, bilingual_order, write_recording
 
 
 def transcribe(folder: Path, *options: str) -> float:

@@ -285,7 +285,7 @@ def main() -> None:
         planted = tuple(piece.folded for piece in pieces(episodes[2][7].text))[:audit.SEQUENCE_WORDS]
         reader = audit.Reader(Matcher(["Célestine Dupré", "Marie Tremblay"]), {planted: "planted"}, [])
         began = time.perf_counter()
-        found = {finding for findings in audit.scan(root, reader).values() for finding in findings}
+        found = {finding for findings in audit.scan(root, lambda: reader).values() for finding in findings}
         print(f"audit          check read the index in {time.perf_counter() - began:.1f} s "
               f"and found {sorted(found)}")
 

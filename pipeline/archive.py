@@ -31,7 +31,7 @@ from . import layout
 from .audio import probe
 from .errors import InvalidFile, PodarchiveError
 from .model import CONTROL_CHARACTERS, LANGUAGE_CODE, InvalidTranscript, Transcript
-from .storage import sha256_file
+from .storage import file_digest
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus")
 STATUSES = ("public", "restricted", "embargoed")
@@ -676,7 +676,7 @@ def read_current_transcript(episode: Episode) -> Transcript | None:
     """The episode's transcript, refused if it was made from another recording than the
     one episode.toml names now: its times would point at the wrong moments."""
     transcript = read_transcript(episode.transcript_path)
-    if transcript is not None and transcript.audio_sha256 != sha256_file(episode.audio_path):
+    if transcript is not None and transcript.audio_sha256 != file_digest(episode.audio_path):
         raise PodarchiveError(episode.transcript_path, "audio_sha256",
                               f"made from another recording than {episode.audio}: "
                               "run `podarchive transcribe` (a reviewed transcript must be un-reviewed first)")

@@ -16,7 +16,9 @@ JSON escapes undone too), folds it as the matcher folds, and looks for:
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
+import hashlib
 import html
 import io
 import json
@@ -25,7 +27,7 @@ import re
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mutagen
@@ -42,6 +44,8 @@ from .audio import decode, probe
 from .errors import PodarchiveError
 from .privacy import PublicView, withheld_terms
 from .redaction import Matcher, pieces
+from .stamps import code_stamp
+from .storage import atomic_write_text, cache_dir
 
 SEQUENCE_WORDS = 6
 SHORTEST_SEQUENCE = 3
@@ -56,55 +60,129 @@ Sequence = tuple[str, ...]
 
 
 def audit(archive: Archive, view: PublicView) -> list[PodarchiveError]:
-    """Every published byte that breaks a promise, as one problem per file and cause."""
+    """Every published byte that breaks a promise, as one problem per file and cause.
+
+    What each file was found to say is remembered (see ``Memory``): a check of an
+    archive of thousands of episodes reads again only the files that changed, and reads
+    the private transcripts (for the sequences only they say) only then."""
     root = archive.root
     hidden = sorted({e.slug for e in archive.episodes} - view.slugs)
-    reader = Reader(Matcher(withheld_terms(archive)), _private_sequences(archive, view), hidden)
+    matcher = Matcher(withheld_terms(archive))
+    reader = functools.cache(lambda: Reader(matcher, _private_sequences(archive, view), hidden))
+    memory = Memory(root, _audit_key(archive, view, matcher, hidden))
     problems = _unpublishable_files(view) + _links(root) + _unknown_audio(view)
     problems += [PodarchiveError(path, "privacy", message)
-                 for path, messages in scan(root, reader).items() for message in messages]
-    return problems + _audible(view)
+                 for path, messages in scan(root, reader, memory).items() for message in messages]
+    problems += _audible(view, memory)
+    memory.keep()
+    return problems
+
+
+def _audit_key(archive: Archive, view: PublicView, matcher: Matcher, hidden: list[str]) -> str:
+    """Everything a finding depends on besides the file itself: podarchive's code, the
+    names withheld, which episodes are hidden, and what the private sequences are made
+    of (every episode's metadata and transcript, the archive's own texts)."""
+    episodes = [[episode.slug, repr(episode),
+                 hashlib.sha256(episode.transcript_path.read_bytes()).hexdigest()
+                 if episode.transcript_path.exists() else None] for episode in archive.episodes]
+    return hashlib.sha256(json.dumps(
+        [code_stamp(), sorted(term.text for term in matcher.terms), hidden, sorted(view.slugs), episodes,
+         [archive.title, archive.description, archive.author, archive.license]],
+        ensure_ascii=False).encode()).hexdigest()
+
+
+class Memory:
+    """What the audit found in each published file, under the file's stamp (size, inode,
+    modification and change times: no write leaves them all as they were) and a key of
+    everything the finding depended on (podarchive's code, the names withheld, the
+    private sequences, the hidden episodes): with another key, nothing is remembered.
+    Kept in the cache, never in the archive: `check` changes no byte of it."""
+
+    def __init__(self, root: Path, key: str):
+        self.key = key
+        self.path = cache_dir() / "audit" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+        try:
+            stored = json.loads(self.path.read_text("utf-8"))
+            self.known = stored["files"] if stored.get("key") == key else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self.known = {}
+        self.found: dict[str, list] = {}
+
+    def recall(self, path: Path, find: Callable[[], list[str]], *, depends_on: object = None) -> list[str]:
+        """What ``find`` finds in ``path``, remembered while the file stays as it is (a
+        folder, while it is there)."""
+        stat = path.stat()
+        # A folder is read for its name alone, which is the path remembered.
+        stamp = ([stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, repr(depends_on)]
+                 if path.is_file() else ["folder"])
+        entry = self.known.get(str(path))
+        found = entry[1] if entry and entry[0] == stamp else find()
+        self.found[str(path)] = [stamp, found]
+        return found
+
+    def keep(self) -> None:
+        try:
+            atomic_write_text(self.path, json.dumps({"key": self.key, "files": self.found}, ensure_ascii=False))
+        except PodarchiveError:  # a cache that cannot be written costs time, not correctness
+            pass
 
 
 class _NamesInBytes(bytes):
     """Bytes to search only for names as they are written, not to read as text."""
 
 
-def scan(root: Path, reader: Reader) -> dict[Path, list[str]]:
-    """What ``reader`` finds in each published file of the archive at ``root``."""
+def scan(root: Path, reader: Callable[[], Reader], memory: Memory | None = None) -> dict[Path, list[str]]:
+    """What the ``reader`` (made when first needed) finds in each published file of the
+    archive at ``root`` (and each folder's name); what ``memory`` remembers of a file is
+    not read again."""
     findings = {}
     for path, texts in _published_texts(root):
-        found: dict[str, None] = {}
-        for text in texts:
-            if isinstance(text, _NamesInBytes):
-                found.update(dict.fromkeys(reader.names_in_bytes(text)))
-                continue
-            for chunk in _chunks(text):
-                found.update(dict.fromkeys(reader.findings(chunk)))
+        def find(texts=texts) -> list[str]:
+            return list(dict.fromkeys(_findings(reader(), texts())))
+
+        found = memory.recall(path, find) if memory is not None else find()
         if found:
-            findings[path] = list(found)
+            findings[path] = found
     return findings
 
 
-def _published_texts(root: Path) -> Iterator[tuple[Path, list[str]]]:
-    """Each published file and the texts a reader could get out of it. The search index
-    is read as whoosh reads it, every term and the stored fields of every document,
-    deleted ones too; a file whoosh cannot read is read byte by byte, inflated."""
-    try:
-        index_texts = _whoosh_texts(layout.engine_dir(root))
-    except Exception:  # noqa: BLE001 - damaged or not an index: its bytes are read below
-        index_texts = {}
-    for path, texts in index_texts.items():
-        # Bytes whoosh does not read (appended to a segment file, say) are searched for
-        # the names as they are written, which is fast on any size.
-        yield path, [*texts, _NamesInBytes(path.read_bytes())]
+def _findings(reader: Reader, texts: list[str]) -> Iterator[str]:
+    for text in texts:
+        if isinstance(text, _NamesInBytes):
+            yield from reader.names_in_bytes(text)
+            continue
+        for chunk in _chunks(text):
+            yield from reader.findings(chunk)
+
+
+def _published_texts(root: Path) -> Iterator[tuple[Path, Callable[[], list[str]]]]:
+    """Each published file (then each folder) and how to get the texts a reader could
+    get out of it, read only when asked. The search index is read as whoosh reads it,
+    every term and the stored fields of every document, deleted ones too; a file whoosh
+    cannot read is read byte by byte, inflated."""
+    index_texts = functools.cache(lambda: _index_texts(layout.engine_dir(root)))
     for path in _published_files(root):
-        if path not in index_texts:
-            yield path, _readable_texts(path)
+        yield path, functools.partial(_texts_of_published, path, index_texts)
     for folder in (layout.feed_dir(root), root / layout.INDEX_DIR):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_dir() and not path.is_symlink():
-                yield path, [path.name]
+                yield path, functools.partial(list, [path.name])
+
+
+def _texts_of_published(path: Path, index_texts: Callable[[], dict[Path, list[str]]]) -> list[str]:
+    texts = index_texts()
+    if path in texts:
+        # Bytes whoosh does not read (appended to a segment file, say) are searched for
+        # the names as they are written, which is fast on any size.
+        return [*texts[path], _NamesInBytes(path.read_bytes())]
+    return _readable_texts(path)
+
+
+def _index_texts(folder: Path) -> dict[Path, list[str]]:
+    try:
+        return _whoosh_texts(folder)
+    except Exception:  # noqa: BLE001 - damaged or not an index: its bytes are read as any file's
+        return {}
 
 
 def _whoosh_texts(folder: Path) -> dict[Path, list[str]]:
@@ -346,8 +424,9 @@ def _sequences(text: str, size: int | None = None) -> list[Sequence]:
 def _private_sequences(archive: Archive, view: PublicView) -> dict[Sequence, str]:
     """Word sequences that only what may not be published says, and whose they are."""
     private: dict[Sequence, str] = {}
+    published = view.slugs
     for episode in archive.episodes:
-        if episode.slug in view.slugs:
+        if episode.slug in published:
             what, texts = f"restricted words of {episode.slug}", _restricted_passages(episode)
         else:
             what = f"words of unpublished episode {episode.slug}"
@@ -422,34 +501,41 @@ def _unknown_audio(view: PublicView) -> list[PodarchiveError]:
 
 def _unpublishable_files(view: PublicView) -> list[PodarchiveError]:
     problems = []
+    published = view.slugs
     folder = layout.episodes_dir(view.archive.root)
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.name not in view.slugs:
+        if path.name not in published:
             problems.append(PodarchiveError(path, "privacy", "published files of an episode that "
                                                              "may not be published now"))
     return problems
 
 
-def _audible(view: PublicView) -> list[PodarchiveError]:
-    """Spans the gate silences that can be heard in the published mp3."""
+def _audible(view: PublicView, memory: Memory) -> list[PodarchiveError]:
+    """Spans the gate silences that can be heard in the published mp3 (each mp3 listened
+    to again only when it or its spans change)."""
     problems = []
     for episode in view.episodes:
         mp3 = layout.audio_file(view.archive.root, episode.slug)
         if not episode.silence or not mp3.exists():
             continue
-        try:
-            samples = decode(mp3, probe(mp3), _AUDIT_RATE, stereo=False)[:, 0].astype(np.float64) / 32768
-        except PodarchiveError as error:
-            problems.append(error)
-            continue
-        for start, end in episode.silence:
-            first, last = (round((t) * _AUDIT_RATE) for t in (start + EDGE_SECONDS, end - EDGE_SECONDS))
-            span = samples[max(first, 0):last]
-            if len(span) == 0:
-                continue
-            level = 20 * np.log10(np.sqrt(np.mean(span ** 2)) + 1e-12)
-            if level > AUDIBLE_DBFS:
-                problems.append(PodarchiveError(mp3, "privacy", f"{level:.0f} dBFS from {start:.2f} to "
-                                                                f"{end:.2f} s, where the gate silences a "
-                                                                "withheld name or passage"))
+        heard = memory.recall(mp3, functools.partial(_heard, mp3, episode.silence), depends_on=episode.silence)
+        problems += [PodarchiveError(mp3, field, message) for field, message in heard]
     return problems
+
+
+def _heard(mp3: Path, silence: list[tuple[float, float]]) -> list[tuple[str | None, str]]:
+    try:
+        samples = decode(mp3, probe(mp3), _AUDIT_RATE, stereo=False)[:, 0].astype(np.float64) / 32768
+    except PodarchiveError as error:
+        return [(error.field, error.message)]
+    heard = []
+    for start, end in silence:
+        first, last = (round((t) * _AUDIT_RATE) for t in (start + EDGE_SECONDS, end - EDGE_SECONDS))
+        span = samples[max(first, 0):last]
+        if len(span) == 0:
+            continue
+        level = 20 * np.log10(np.sqrt(np.mean(span ** 2)) + 1e-12)
+        if level > AUDIBLE_DBFS:
+            heard.append(("privacy", (f"{level:.0f} dBFS from {start:.2f} to {end:.2f} s, where the gate "
+                                     "silences a withheld name or passage")))
+    return heard

@@ -109,12 +109,15 @@ def check(root: Path, *, now: dt.datetime | None = None) -> RunReport:
     """Every problem in the archive's metadata and transcripts, and in what is published,
     without changing anything."""
     report = _load(root)
-    for episode in report.archive.episodes:
-        try:
-            read_transcript(episode.transcript_path)
-        except PodarchiveError as error:
-            report.problems.append(error)
     view = public_view(report.archive, now)
+    # A published episode's transcript was read by the gate, and a bad one is in its report.
+    published = view.slugs
+    for episode in report.archive.episodes:
+        if episode.slug not in published:
+            try:
+                read_transcript(episode.transcript_path)
+            except PodarchiveError as error:
+                report.problems.append(error)
     report.problems += [o.error for o in view.report if o.status == Status.FAILED]
     report.problems += check_feed(report.archive.root, report.archive.base_url)
     report.problems += audit(report.archive, view)

@@ -243,8 +243,9 @@ def withdraw_folders(view: PublicView) -> list[Outcome]:
     root = layout.episodes_dir(view.archive.root)
     if not root.is_dir():
         return []
+    published = view.slugs
     return [withdraw_file(folder, folder.name, "removed from feed/")
-            for folder in sorted(root.iterdir()) if folder.name not in view.slugs]
+            for folder in sorted(root.iterdir()) if folder.name not in published]
 
 
 def render_archive(view: PublicView) -> list[Outcome]:

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
+import pickle
 import shutil
 import zoneinfo
 from collections import Counter
@@ -40,7 +42,8 @@ from .archive import Archive, Episode, load_archive, read_current_transcript
 from .errors import PodarchiveError
 from .model import Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED, Matcher, merge_spans
-from .storage import sha256_file
+from .stamps import code_stamp
+from .storage import atomic_write_bytes, cache_dir, file_digest, sha256_file
 
 # Silence reaches this far beyond a withheld word, so no syllable of it stays audible.
 REDACTION_PADDING_SECONDS = 0.15
@@ -102,7 +105,6 @@ class PublicEpisode:
     image: Path | str | None
     persons: list[PublicPerson]
     chapters: list[PublicChapter]
-    transcript: Transcript
     # The original recording (a file of the archive) and what must not be heard of it.
     audio: Path
     audio_sha256: str
@@ -112,6 +114,16 @@ class PublicEpisode:
     withheld_key: str
     # What search checks at query time (see QueryGate).
     consent_key: str
+    # A digest of all the episode is made from (see _remembered_public_episode), its
+    # transcript included: that transcript is read when first asked for (``transcript``),
+    # and what the episode's repr says must change when it does.
+    made_from: str = ""
+    transcript_of: Callable[[], Transcript] | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def transcript(self) -> Transcript:
+        """The transcript as it may be published (masked, restricted passages cut)."""
+        return self.transcript_of()
 
     @property
     def date(self) -> dt.date:
@@ -230,7 +242,7 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
             report.append(Outcome(episode.slug, Status.NOT_PUBLISHED, why))
             continue
         try:
-            public, masking = _public_episode(archive, episode, matcher)
+            public, terms, outcomes = _remembered_public_episode(archive, episode, matcher)
         except Exception as error:  # noqa: BLE001 - one episode's failure must not stop the others
             failure = as_podarchive_error(error, episode.folder)
             report.append(Outcome(episode.slug, Status.FAILED, str(failure), error=failure))
@@ -239,8 +251,8 @@ def public_view(archive: Archive, now: dt.datetime | None = None, *,
             report.append(Outcome(episode.slug, Status.WAITING, "no transcript yet"))
             continue
         episodes.append(public)
-        matched_terms.update(masking.terms)
-        report += masking.outcomes(episode)
+        matched_terms.update(terms)
+        report += outcomes
     unmatched = [term for term in archive.redact if term not in matched_terms]
     if unmatched and episodes and only is None:
         report.append(Outcome("archive.toml", Status.UNMATCHED,
@@ -360,8 +372,59 @@ def _public_archive(archive: Archive, matcher: Matcher,
     return public, masking.terms
 
 
-def _public_episode(archive: Archive, episode: Episode,
-                    matcher: Matcher) -> tuple[PublicEpisode | None, _Masking]:
+def _remembered_public_episode(archive: Archive, episode: Episode,
+                               matcher: Matcher) -> tuple[PublicEpisode | None, set[str], list[Outcome]]:
+    """An episode's public form, the withheld names it matched and what its masking
+    reports, remembered in the cache under all it is made from: podarchive's code, the
+    episode's metadata, its transcript's bytes, its recording's digest, the names
+    withheld, the archive's time zone and guid. An archive of thousands of episodes then
+    reads and masks again only those that changed, at every run and every `check`; the
+    public transcript of one that did not is read from the cache when a stage asks for it."""
+    transcript = episode.transcript_path
+    key = _digest([code_stamp(), repr(episode), archive.timezone, archive.guid_of(episode),
+                   sorted(term.text for term in matcher.terms),
+                   hashlib.sha256(transcript.read_bytes()).hexdigest() if transcript.exists() else None,
+                   file_digest(episode.audio_path) if episode.audio_path.exists() else None])
+    folder = cache_dir() / "public" / hashlib.sha256(str(archive.root.resolve()).encode()).hexdigest()[:16]
+    remembered, remembered_transcript = folder / f"{episode.slug}.pickle", folder / f"{episode.slug}.transcript.pickle"
+
+    def made_again() -> Transcript:
+        return _public_episode(archive, episode, matcher, key)[0].transcript
+
+    found = _unpickled(remembered, key)
+    if found is not None:
+        public, terms, outcomes = found
+        public.transcript_of = functools.partial(_remembered_or, remembered_transcript, key, made_again)
+        return public, terms, outcomes
+    public, masking = _public_episode(archive, episode, matcher, key)
+    made = (public, masking.terms, masking.outcomes(episode))
+    if public is not None:
+        try:  # the transcript first: an episode is remembered only once its transcript is
+            atomic_write_bytes(remembered_transcript, pickle.dumps((key, public.transcript), pickle.HIGHEST_PROTOCOL))
+            light = dataclasses.replace(public, transcript_of=None)
+            atomic_write_bytes(remembered, pickle.dumps((key, (light, *made[1:])), pickle.HIGHEST_PROTOCOL))
+        except PodarchiveError:  # a cache that cannot be written costs time, not correctness
+            pass
+    return made
+
+
+def _unpickled(path: Path, key: str):
+    """What ``path`` remembers under ``key``; None if nothing, or under another key."""
+    try:
+        with open(path, "rb") as source:
+            found_key, found = pickle.load(source)
+        return found if found_key == key else None
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError):
+        return None  # none yet, or of another podarchive
+
+
+def _remembered_or(path: Path, key: str, make: Callable[[], Transcript]) -> Transcript:
+    found = _unpickled(path, key)
+    return found if found is not None else make()
+
+
+def _public_episode(archive: Archive, episode: Episode, matcher: Matcher,
+                    made_from: str) -> tuple[PublicEpisode | None, _Masking]:
     masking = _Masking(matcher)
     # The slug and the guid are in every URL and every podcast app: they cannot be masked.
     if matcher.says(episode.slug, loose=True):
@@ -396,13 +459,14 @@ def _public_episode(archive: Archive, episode: Episode,
         image=masking.image(episode.image, episode.folder),
         persons=persons,
         chapters=chapters,
-        transcript=public_transcript,
         audio=episode.audio_path,
         audio_sha256=transcript.audio_sha256,
         silence=silence,
         withheld_key=_digest([masking.fields, cut]),
         consent_key=consent_key(episode, [term.text for term in matcher.terms]),
+        made_from=made_from,
     )
+    public.transcript = public_transcript
     return public, masking
 
 

@@ -98,6 +98,30 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file, remembered under its stamp (device, inode, size, modification and
+    change times to the nanosecond: no write leaves the change time as it was) in the
+    cache: an archive of thousands of hour-long recordings reads each again only when it
+    changes, not at every run."""
+    stat = os.stat(path)
+    stamp = (f"{os.path.abspath(path)} {stat.st_dev} {stat.st_ino} {stat.st_size} {stat.st_mtime_ns} "
+             f"{stat.st_ctime_ns}")
+    key = hashlib.sha256(stamp.encode()).hexdigest()
+    remembered = cache_dir() / "digests" / key[:2] / key
+    try:
+        digest = remembered.read_text("ascii")
+        if len(digest) == 64:
+            return digest
+    except (OSError, UnicodeDecodeError):
+        pass
+    digest = sha256_file(path)
+    try:
+        atomic_write_text(remembered, digest)
+    except PodarchiveError:  # a cache that cannot be written costs time, not correctness
+        pass
+    return digest
+
+
 def remove_stale_temporaries(root: Path) -> list[Path]:
     """Delete the temporary files a killed run left behind, and its scratch folder (call
     it holding the archive lock)."""

@@ -33,7 +33,8 @@ from .speech import (
     untranscribed,
     words_in,
 )
-from .storage import atomic_write_json, cache_dir, sha256_file
+from .stamps import code_stamp
+from .storage import atomic_write_json, cache_dir, file_digest
 from .text import CLAUSE_END, SENTENCE_END, join_words
 from .timing import (
     WORD_TIMING,
@@ -201,7 +202,7 @@ def transcribe_archive(
     for episode in episodes:
         try:
             existing = read_transcript(episode.transcript_path)
-            audio_sha256 = sha256_file(episode.audio_path)
+            audio_sha256 = file_digest(episode.audio_path)
             if existing is not None and existing.reviewed:
                 read_current_transcript(episode)  # a reviewed transcript of another recording is an error
                 # Said where transcription was asked for again; otherwise it is up to date,
@@ -278,16 +279,36 @@ def untranscribed_speech(episodes: list[Episode]) -> list[tuple[Episode, Gap]]:
     found = []
     for episode in episodes:
         try:
-            transcript = read_transcript(episode.transcript_path)
-            if transcript is None:
-                continue
-            gaps = transcript.gaps
-            if transcript.reviewed and transcript.options.get("speech_regions") != SPEECH_REGIONS_METHOD:
-                gaps = _reviewed_gaps(episode, transcript)
+            gaps = _untranscribed_gaps(episode)
         except PodarchiveError:
             continue  # the transcript's own problem is reported where it is read
         found += [(episode, gap) for gap in gaps]
     return found
+
+
+def _untranscribed_gaps(episode: Episode) -> list[Gap]:
+    """An episode's untranscribed speech, remembered in the cache under its transcript's
+    bytes (which name its recording's digest): every run and `check` ask for it, and
+    reading thousands of transcripts took most of their time."""
+    try:
+        data = episode.transcript_path.read_bytes()
+    except FileNotFoundError:
+        return []
+    key = hashlib.sha256(data + f" {SPEECH_REGIONS_METHOD} {code_stamp()}".encode()).hexdigest()
+    remembered = cache_dir() / "gaps" / f"of-{key}.json"
+    try:
+        return [Gap(**gap) for gap in json.loads(remembered.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError):
+        pass
+    transcript = read_transcript(episode.transcript_path)
+    gaps = transcript.gaps if transcript else []
+    if transcript and transcript.reviewed and transcript.options.get("speech_regions") != SPEECH_REGIONS_METHOD:
+        gaps = _reviewed_gaps(episode, transcript)
+    try:
+        atomic_write_json(remembered, [asdict(gap) for gap in gaps])
+    except PodarchiveError:  # a cache that cannot be written costs time, not correctness
+        pass
+    return gaps
 
 
 def _reviewed_gaps(episode: Episode, transcript: Transcript) -> list[Gap]:

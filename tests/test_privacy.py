@@ -960,3 +960,47 @@ def test_corrections_never_publish_nor_wipe_a_restricted_passage(transcribed_arc
     invoke(root, "run")  # aligned into the restricted passage, or refused: never published
     assert_published_nowhere(root, "salaire secret", "quatre-vingt mille")
     assert search(root, "salaire") == []
+
+
+# --- What the gate and check remember never outlives a change ------------------------------
+
+def test_the_gate_remembers_an_episode_only_while_nothing_it_is_made_from_changes(kennedy, monkeypatch):
+    from pipeline import privacy
+
+    made = []
+    real = privacy._public_episode
+    monkeypatch.setattr(privacy, "_public_episode", lambda *args: made.append(args[1].slug) or real(*args))
+
+    def said() -> str:
+        return " ".join(s.text for s in public_view(load_archive(kennedy)).episode(KENNEDY).transcript.segments)
+
+    assert said() == "And so my fellow Americans ask not what your country can do" and made == [KENNEDY]
+    assert said() and made == [KENNEDY]  # remembered
+    set_archive_toml(kennedy, {'language = "': 'redact = ["Americans"]\nlanguage = "'})
+    assert "Americans" not in said() and len(made) == 2  # a name withheld anew
+    hand_made(kennedy, KENNEDY, ["And so my fellow citizens", "ask not what your country can do"])
+    assert "citizens" in said() and len(made) == 3  # the transcript's bytes
+    set_toml(kennedy, KENNEDY, "restrict = [[0.0, 2.0]]\n")
+    assert not said().startswith("And so") and len(made) == 4  # the episode's metadata
+
+
+def test_check_remembers_what_a_file_said_only_while_the_file_is_as_it_was(kennedy, monkeypatch):
+    from pipeline import audit
+
+    set_toml(kennedy, KENNEDY, 'redact = ["Joanis"]\n')
+    assert invoke(kennedy, "render").exit_code == 0
+    note = kennedy / "feed" / "note.txt"
+    note.write_text("Thanks to everyone", "utf-8")
+    assert invoke(kennedy, "check").exit_code == 0
+    read = []
+    real = audit._readable_texts
+    monkeypatch.setattr(audit, "_readable_texts", lambda path: read.append(path.name) or real(path))
+    assert invoke(kennedy, "check").exit_code == 0 and read == []  # nothing changed: nothing read
+    note.write_text("Thanks to Joanis!!", "utf-8")  # the same size, written at once
+    result = invoke(kennedy, "check")
+    assert result.exit_code == 1 and read == ["note.txt"]
+    assert "feed/note.txt: privacy: contains redacted term 'Joanis'" in result.stderr
+    note.write_text("Thanks to everyone", "utf-8")
+    set_toml(kennedy, KENNEDY, replace={'redact = ["Joanis"]': 'redact = ["everyone"]'})
+    result = invoke(kennedy, "check")  # another name withheld: every file is read again
+    assert "feed/note.txt: privacy: contains redacted term 'everyone'" in result.stderr

@@ -1,3 +1,4 @@
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -57,3 +58,18 @@ def test_an_archive_the_scratch_folder_cannot_be_made_in_is_named(tmp_path):
     with (pytest.raises(storage.PodarchiveError, match=r"\.podarchive\.tmp: cannot write: File exists"),
           storage.scratch_files_in(tmp_path / ".podarchive.tmp")):
         pass
+
+
+def test_a_file_digest_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    recording = tmp_path / "interview.wav"
+    recording.write_bytes(b"RIFF" + bytes(1000))
+    hashed = []
+    real = storage.sha256_file
+    monkeypatch.setattr(storage, "sha256_file", lambda path: hashed.append(path) or real(path))
+    first = storage.file_digest(recording)
+    assert first == hashlib.sha256(recording.read_bytes()).hexdigest()
+    assert storage.file_digest(recording) == first and len(hashed) == 1  # remembered
+    recording.write_bytes(b"RIFF" + bytes(999) + b"!")  # same size, another moment
+    os.utime(recording, ns=(1, 2))
+    assert storage.file_digest(recording) == hashlib.sha256(recording.read_bytes()).hexdigest() != first
+    assert len(hashed) == 2
