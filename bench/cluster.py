@@ -41,7 +41,7 @@ sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(
 from pipeline.archive import Episode
 from pipeline.audio import SAMPLE_RATE
 from pipeline.cluster import Recording, decode_on_worker
-from pipeline.embedded_model import Placement
+from pipeline.embedded_model import Asked, Placement
 from pipeline.transcribe import DEFAULT_OPTIONS, STRETCH_SECONDS, DecodingOptions, Stretch
 
 sys.path.append(str(Path(__file__).resolve().parent))
@@ -71,7 +71,7 @@ def scheduling_overhead(work: Path, windows: int) -> dict[str, tuple[float, floa
     found = {}
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        client.submit(decode_on_worker, None, Placement(), client.scatter(silence), stretch, options, 6,
+        client.submit(decode_on_worker, None, Asked(), client.scatter(silence), stretch, options, 6,
                       pure=False).result()
         for way in ("shared storage", "shipped samples"):
             trips = []
@@ -80,7 +80,7 @@ def scheduling_overhead(work: Path, windows: int) -> dict[str, tuple[float, floa
                     began = time.perf_counter()
                     source = (Recording(episode, stat.st_size, stat.st_mtime_ns) if way == "shared storage"
                               else client.scatter(silence, hash=False))
-                    client.submit(decode_on_worker, None, Placement(), source, stretch, options, 6,
+                    client.submit(decode_on_worker, None, Asked(), source, stretch, options, 6,
                                   pure=False).result()
                     trips.append(time.perf_counter() - began)
             computes = [sum(part["stop"] - part["start"] for part in task["startstops"] if part["action"] == "compute")

@@ -16,7 +16,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from .align import ForcedAligner, Retiming, retime
 from .archive import Episode
 from .audio import SAMPLE_RATE, speaker_tracks
-from .embedded_model import LazyWhisper, Placement, model_identity
+from .embedded_model import Asked, LazyWhisper, model_identity
 from .errors import PodarchiveError
 from .model import Gap, Segment, Transcript
 from .transcribe import Job, Progress, Stretch, assembled, decode_stretch, stretches
@@ -100,9 +100,10 @@ class Cluster:
                 part.close()
         self._client = self._local = None
 
-    def transcribe(self, jobs: list[Job], *, model: str | None, placement: Placement, batch_size: int,
+    def transcribe(self, jobs: list[Job], *, model: str | None, asked: Asked, batch_size: int,
                    progress: Progress | None = None) -> Iterator[tuple[Job, Transcript | PodarchiveError]]:
-        """Each job's transcript (or what stopped it), as its last window comes back."""
+        """Each job's transcript (or what stopped it), as its last window comes back; it
+        records where its first window ran (each worker places its model itself)."""
         from distributed import as_completed
 
         client = self.connect()
@@ -128,7 +129,7 @@ class Cluster:
                 for number, stretch in enumerate(cut):
                     source = (client.scatter(tracks[stretch.track][1][stretch.first:stretch.last], hash=False)
                               if self.ship_audio else recording)
-                    future = client.submit(decode_on_worker, model, placement, source, stretch, job.options,
+                    future = client.submit(decode_on_worker, model, asked, source, stretch, job.options,
                                            batch_size, pure=False,
                                            key=f"podarchive-{run}-{job.episode.slug}-{number}")
                     waiting[future] = (job.episode.slug, number)
@@ -140,7 +141,9 @@ class Cluster:
             slug, number = waiting.pop(future)
             episode = out[slug]
             try:
-                episode.decoded[number] = future.result()
+                placement, episode.decoded[number] = future.result()
+                if number == 0:
+                    episode.job = replace(episode.job, options=replace(episode.job.options, placement=placement))
             except Exception as error:  # noqa: BLE001 - a worker's failure is this episode's alone
                 episode.decoded[number] = ([], [])
                 episode.error = episode.error or _as_error(error, episode.job.episode.audio_path)
@@ -193,17 +196,18 @@ def _as_error(error: Exception, path: Path) -> PodarchiveError:
 
 # --- On each worker -------------------------------------------------------------------------
 
-_models: dict[tuple[str | None, Placement], LazyWhisper] = {}
+_models: dict[tuple[str | None, Asked], LazyWhisper] = {}
 _aligner: dict[str, ForcedAligner] = {}
 _last_recording: dict[str, object] = {}  # a recording's stretches mostly come to one worker in turn
 _worker_lock = threading.Lock()
 
 
-def decode_on_worker(model: str | None, placement: Placement, source: np.ndarray | Recording,
+def decode_on_worker(model: str | None, asked: Asked, source: np.ndarray | Recording,
                      stretch: Stretch, options, batch_size: int):
-    """One stretch decoded on a worker: its pieces and gaps, timed from its start."""
+    """One stretch decoded on a worker: where it ran, and its pieces and gaps, timed from its start."""
     samples = source if isinstance(source, np.ndarray) else _track(source, stretch.track)[stretch.first:stretch.last]
-    return decode_stretch(_whisper(model, placement), samples, options, batch_size=batch_size)
+    whisper = _whisper(model, asked)
+    return whisper.placement, decode_stretch(whisper.get(), samples, options, batch_size=batch_size)
 
 
 def retime_on_worker(job: Retiming, tracks: dict[str, np.ndarray] | None) -> Transcript:
@@ -216,15 +220,18 @@ def retime_on_worker(job: Retiming, tracks: dict[str, np.ndarray] | None) -> Tra
     return retime(job, _aligner["aligner"], tracks)
 
 
-def _whisper(model: str | None, placement: Placement):
-    """The worker's model, loaded once and kept. As Dask means its threads, each decodes
-    one window on one core: a worker of N threads runs N windows at once, on one model."""
+def _whisper(model: str | None, asked: Asked) -> LazyWhisper:
+    """The worker's model, placed on this worker (its GPU when it has one and auto is
+    asked), loaded once and kept. As Dask means its threads, each decodes one window on
+    one core: a worker of N threads runs N windows at once, on one model."""
     with _worker_lock:
-        if (model, placement) not in _models:
+        if (model, asked) not in _models:
             from distributed import get_worker
 
-            _models[model, placement] = LazyWhisper(model, placement, threads=1, workers=get_worker().state.nthreads)
-        return _models[model, placement].get()
+            _models[model, asked] = LazyWhisper(model, asked.resolve(), threads=1,
+                                                workers=get_worker().state.nthreads)
+            _models[model, asked].get()
+        return _models[model, asked]
 
 
 def _track(recording: Recording, number: int) -> np.ndarray:

@@ -184,6 +184,20 @@ def _supported_compute_types(device: str) -> set[str]:
     return set(ctranslate2.get_supported_compute_types(device))
 
 
+@dataclass(frozen=True)
+class Asked:
+    """The device and compute type asked for (None: auto), and where they were asked:
+    resolved (``place``) on the machine that runs whisper, a cluster's worker included."""
+
+    device: str | None = None
+    compute_type: str | None = None
+    source: Path = Path("archive.toml")
+    fields: tuple[str, str] = ("--device", "--compute-type")
+
+    def resolve(self) -> Placement:
+        return place(self.device, self.compute_type, source=self.source, fields=self.fields)
+
+
 def place(device: str | None, compute_type: str | None, *, source: Path,
           fields: tuple[str, str] = ("--device", "--compute-type")) -> Placement:
     """The device and compute type to run on, from what was asked (``None``: auto).

@@ -15,7 +15,7 @@ import numpy as np
 from . import __version__
 from .archive import Archive, Episode, read_current_transcript, read_transcript
 from .audio import SAMPLE_RATE, as_float, probe, speaker_tracks
-from .embedded_model import LazyWhisper, Placement, model_identity, place
+from .embedded_model import Asked, LazyWhisper, Placement, model_identity
 from .errors import PodarchiveError
 from .layout import ARCHIVE_FILE
 from .model import IMPORTED_MODEL, Gap, Outcome, Segment, Status, Transcript, Turn, Word
@@ -115,12 +115,12 @@ class DecodingOptions:
                 "hotwords": list(self.hotwords), "channels": dict(self.channels)}
 
 
-def placement(archive: Archive, options: TranscribeOptions) -> Placement:
-    """The device and compute type of this run: the options', else archive.toml's, else auto."""
-    return place(options.device or archive.device, options.compute_type or archive.compute_type,
-                 source=archive.root / ARCHIVE_FILE,
-                 fields=("--device" if options.device else "device",
-                         "--compute-type" if options.compute_type else "compute_type"))
+def asked_placement(archive: Archive, options: TranscribeOptions) -> Asked:
+    """The device and compute type asked for: the options', else archive.toml's, else auto."""
+    return Asked(options.device or archive.device, options.compute_type or archive.compute_type,
+                 archive.root / ARCHIVE_FILE,
+                 ("--device" if options.device else "device",
+                  "--compute-type" if options.compute_type else "compute_type"))
 
 
 def decoding_options(archive: Archive, episode: Episode, options: TranscribeOptions,
@@ -170,7 +170,7 @@ def plan(archive: Archive, slugs: Iterable[str] | None = None) -> list[Episode]:
 class Decoders(Protocol):
     """Decoding elsewhere than in this process: pipeline.cluster's Dask workers."""
 
-    def transcribe(self, jobs: list[Job], *, model: str | None, placement: Placement, batch_size: int,
+    def transcribe(self, jobs: list[Job], *, model: str | None, asked: Asked, batch_size: int,
                    progress: Progress | None = None) -> Iterator[tuple[Job, Transcript | PodarchiveError]]: ...
 
 
@@ -195,7 +195,10 @@ def transcribe_archive(
     """
     model_name = options.model or archive.model
     identity = model_identity(model_name)
-    model = LazyWhisper(model_name, placement(archive, options))
+    asked = asked_placement(archive, options)
+    # On a cluster, each worker decides for itself (its own GPU, or none) and says what ran.
+    model = LazyWhisper(model_name, asked.resolve() if cluster is None else Placement(asked.device or "auto",
+                                                                                       asked.compute_type or "auto"))
     outcomes: list[Outcome] = []
     todo: list[Job] = []
     voices_todo: list[tuple[Episode, Transcript, SpeakerOptions, float]] = []
@@ -239,7 +242,7 @@ def transcribe_archive(
         if on_done:
             on_done(outcomes[-1])
     if cluster is not None and todo:
-        transcribed = cluster.transcribe(todo, model=model_name, placement=model.placement,
+        transcribed = cluster.transcribe(todo, model=model_name, asked=asked,
                                          batch_size=options.batch_size, progress=progress)
     else:
         transcribed = _transcribed_here(todo, model, identity, options.batch_size, progress)

@@ -149,3 +149,13 @@ def test_a_correction_is_aligned_on_the_workers_as_here(tmp_path, one_core_run, 
     assert [w.text for s in timed[1].segments for w in s.words] == corrected.split()
     assert timed[0].segments == timed[1].segments and timed[1].reviewed
     assert leftovers(on_workers) == [] and not (on_workers / ".podarchive.tmp").exists()
+
+
+def test_each_worker_places_its_model_itself(tmp_path):
+    """The device is decided where whisper runs: a worker without a GPU refuses cuda,
+    whatever the machine that asks has."""
+    root = copy_archive(tmp_path / "archive", ["kennedy-inaugural-1961"])
+    result = CliRunner().invoke(cli, ["--archive", str(root), "transcribe", "--workers", "1", "--device", "cuda"])
+    assert result.exit_code == 1
+    assert "archive.toml: --device: cuda asked for, but CTranslate2 sees no GPU here" in result.stderr
+    assert not (root / "episodes" / "kennedy-inaugural-1961" / "transcript.json").exists()
