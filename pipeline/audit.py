@@ -81,14 +81,25 @@ def audit(archive: Archive, view: PublicView) -> list[PodarchiveError]:
 def _audit_key(archive: Archive, view: PublicView, matcher: Matcher, hidden: list[str]) -> str:
     """Everything a finding depends on besides the file itself: podarchive's code, the
     names withheld, which episodes are hidden, and what the private sequences are made
-    of (every episode's metadata and transcript, the archive's own texts)."""
-    episodes = [[episode.slug, repr(episode),
-                 hashlib.sha256(episode.transcript_path.read_bytes()).hexdigest()
-                 if episode.transcript_path.exists() else None] for episode in archive.episodes]
+    of: the unpublished episodes and the restricted ones, metadata and transcript. A new
+    public episode without restrictions adds no private sequence, and leaves what was
+    found in the other files standing. (It may say in public a sequence that a private
+    passage says too: until the file changes, a finding of it is a false alarm, never a
+    miss.)"""
+    published = view.slugs
+    private = []
+    for episode in archive.episodes:
+        data = episode.transcript_path.read_bytes() if episode.transcript_path.exists() else b""
+        if episode.slug not in published or episode.restrict or _RESTRICTED.search(data):
+            private.append([episode.slug, repr(episode), hashlib.sha256(data).hexdigest()])
     return hashlib.sha256(json.dumps(
-        [code_stamp(), sorted(term.text for term in matcher.terms), hidden, sorted(view.slugs), episodes,
-         [archive.title, archive.description, archive.author, archive.license]],
+        [code_stamp(), sorted(term.text for term in matcher.terms), hidden, private],
         ensure_ascii=False).encode()).hexdigest()
+
+
+# A transcript with a restricted segment says so in its JSON (escaped keys are not
+# looked for: the gate reads the transcript itself, and this only spares reading it).
+_RESTRICTED = re.compile(rb'"restricted"\s*:\s*true')
 
 
 class Memory:
@@ -434,6 +445,8 @@ def _private_sequences(archive: Archive, view: PublicView) -> dict[Sequence, str
         for text in texts:
             for sequence in _sequences(text):
                 private.setdefault(sequence, what)
+    if not private:
+        return {}
     sizes = {len(sequence) for sequence in private}
     said_in_public = {sequence for text in _public_texts(view) for size in sizes
                       for sequence in _sequences(text, size)}
@@ -455,6 +468,11 @@ def _transcript_passages(episode: Episode) -> list[str]:
 
 def _restricted_passages(episode: Episode) -> list[str]:
     """The runs of words of a published episode that its restrictions cut."""
+    try:
+        if not episode.restrict and not _RESTRICTED.search(episode.transcript_path.read_bytes()):
+            return []
+    except OSError:
+        return []
     try:
         transcript = read_transcript(episode.transcript_path)
     except PodarchiveError:
