@@ -230,8 +230,9 @@ class Matcher:
         # word split in two or three, "Jo-Annis", whole), and over as many words as it
         # has or fewer, whatever they are made of.
         glued = [piece.glued for piece in found]
+        # A name of several parts may also be one piece, run together ("AAAA's" says "Aa Aa").
         split = {(parts, extra): _Places.of_pieces(found, glued, parts + extra, extra)
-                 for parts in {len(term.parts) for term in terms} for extra in range(_SPLIT_PARTS + 1)}
+                 for parts in {1, *(len(term.parts) for term in terms)} for extra in range(_SPLIT_PARTS + 1)}
         spans = words(found)
         most_parts = max(len(term.parts) for term in terms)
         by_words = {width: _Places.of_words(found, spans, width) for width in range(1, most_parts + 1)}
@@ -239,7 +240,7 @@ class Matcher:
         for term in terms:
             parts = len(term.parts)
             places = [*(split[parts, extra] for extra in range(_SPLIT_PARTS + 1)),
-                      *(by_words[w] for w in range(1, parts + 1))]
+                      *(by_words[w] for w in range(1, parts + 1)), *([split[1, 0]] if parts > 1 else [])]
             for candidates in places:
                 for first, last, kind in candidates.of(term):
                     if kind == "near" and not (loose or found[first].capital):

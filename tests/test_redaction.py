@@ -45,7 +45,8 @@ def masked(terms, text):
     ("Éric Joanis", "Guest: &Eacute;ric Joanis.", "Guest: [redacted]."),
     ("Joanis", "Guest: Jo<b></b>anis and &#74;oanis.", "Guest: [redacted] and [redacted]."),
     ("Joanis", "Jo<!-- > -->anis, Jo&#97nis and \\u004aoanis", "[redacted], [redacted] and [redacted]"),
-    ("Éric Joanis", "see https://xn--ricjoanis-93a.example/", "see [redacted]/"),  # punycode
+    ("Éric Joanis", "see https://xn--ricjoanis-93a.example/", "see https://[redacted].example/"),  # punycode label
+    ("Li Na", "LINA's story", "[redacted]'s story"),  # a short name run together, then glued to more
     ("Éric Joanis", "https://fr.wikipedia.org/wiki/%C3%89ric_Joanis", "https://fr.wikipedia.org/wiki/[redacted]"),
 ])
 def test_decorated_and_misspelled_names_are_found(term, text, expected):
