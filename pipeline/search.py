@@ -64,6 +64,7 @@ from .formats import segment_text
 from .model import Outcome, Status
 from .privacy import PublicEpisode, PublicView, QueryGate, as_podarchive_error
 from .redaction import REDACTED
+from .storage import atomic_write_text, cache_dir
 from .text import fold
 
 # Recorded in the index: an index made with another analysis of the text is rebuilt.
@@ -827,9 +828,15 @@ def _update_index(view: PublicView, *, rebuild: bool) -> list[Outcome]:
     outcomes: list[Outcome] = []
     try:
         indexed = engine.indexed()
+        digests = _DigestMemory(view.archive.root)
         changes: dict[str, tuple[Indexed, list[SegmentDocument] | None] | None] = {}
         expunge = False
         for episode in view.episodes:
+            known = digests.of(episode)
+            if known is not None and indexed.get(episode.slug) == Indexed(known, episode.withheld_key,
+                                                                          episode.consent_key):
+                outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))  # its transcript left unread
+                continue
             try:
                 documents = episode_documents(episode)
             except Exception as error:  # noqa: BLE001 - one episode's failure is one line
@@ -837,6 +844,7 @@ def _update_index(view: PublicView, *, rebuild: bool) -> list[Outcome]:
                 outcomes.append(Outcome(episode.slug, Status.FAILED, str(failure), error=failure))
                 continue
             made_from = Indexed(documents_digest(documents), episode.withheld_key, episode.consent_key)
+            digests.remember(episode, made_from.digest)
             before = indexed.get(episode.slug)
             if before == made_from:
                 outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
@@ -860,9 +868,38 @@ def _update_index(view: PublicView, *, rebuild: bool) -> list[Outcome]:
                         batch.record(slug, change[0])
                     else:
                         batch.replace_episode(slug, *change)
+        digests.keep()
     finally:
         engine.close()
     return outcomes
+
+
+class _DigestMemory:
+    """The digest of each episode's documents, remembered in the cache under what the
+    episode was made from (``PublicEpisode.made_from``: code, metadata, transcript, withheld
+    names): an episode the index holds as it is needs no transcript read to say so."""
+
+    def __init__(self, root: Path):
+        self.path = cache_dir() / "index-digests" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+        try:
+            self.known: dict[str, list[str]] = json.loads(self.path.read_text("utf-8"))
+        except (OSError, ValueError):
+            self.known = {}
+        self.changed = False
+
+    def of(self, episode: PublicEpisode) -> str | None:
+        made_from, digest = self.known.get(episode.slug, ("", ""))
+        return digest if episode.made_from and made_from == episode.made_from else None
+
+    def remember(self, episode: PublicEpisode, digest: str) -> None:
+        if episode.made_from and self.of(episode) != digest:
+            self.known[episode.slug] = [episode.made_from, digest]
+            self.changed = True
+
+    def keep(self) -> None:
+        if self.changed:
+            with suppress(PodarchiveError):  # a cache that cannot be written costs time, not correctness
+                atomic_write_text(self.path, json.dumps(self.known))
 
 
 # --- search(): the index and the gate kept open between calls -------------------------------

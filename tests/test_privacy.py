@@ -1004,3 +1004,18 @@ def test_check_remembers_what_a_file_said_only_while_the_file_is_as_it_was(kenne
     set_toml(kennedy, KENNEDY, replace={'redact = ["Joanis"]': 'redact = ["everyone"]'})
     result = invoke(kennedy, "check")  # another name withheld: every file is read again
     assert "feed/note.txt: privacy: contains redacted term 'everyone'" in result.stderr
+
+
+def test_an_index_that_holds_an_episode_as_it_is_reads_no_transcript(kennedy, monkeypatch):
+    from pipeline import privacy
+
+    assert invoke(kennedy, "index").exit_code == 0
+    read = []
+    real = privacy._remembered_or
+    monkeypatch.setattr(privacy, "_remembered_or", lambda *args: read.append(args[0].name) or real(*args))
+    result = invoke(kennedy, "index")
+    assert result.exit_code == 0 and "index: 1 episode(s) up to date" in result.stdout and read == []
+    hand_made(kennedy, KENNEDY, ["And so my fellow citizens", "ask not what your country can do"])
+    result = invoke(kennedy, "index")
+    assert f"index {KENNEDY}: indexed" in result.stdout
+    assert search(kennedy, "\"fellow citizens\"")
