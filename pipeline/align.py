@@ -5,6 +5,7 @@ refinement."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -21,7 +22,8 @@ from .errors import PodarchiveError
 from .model import IMPORTED_MODEL, Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED
 from .speech import Region, untranscribed
-from .storage import atomic_write_json
+from .stamps import code_stamp
+from .storage import atomic_write_json, remember, remembered
 from .text import SENTENCE_END, join_words, word_key
 from .timing import (
     WORD_TIMING,
@@ -61,6 +63,11 @@ def align_archive(episodes: list[Episode], cluster: Cluster | None = None) -> li
     todo: list[Retiming] = []
     for episode in episodes:
         try:
+            # Found up to date before, with the same bytes: not read again.
+            verdict = _timed_key(episode)
+            if verdict and remembered(TIMED_VERDICT, verdict):
+                outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
+                continue
             transcript = read_transcript(episode.transcript_path)
             if transcript is None:
                 continue
@@ -68,6 +75,8 @@ def align_archive(episodes: list[Episode], cluster: Cluster | None = None) -> li
             timed_before = timed_by_older_method(transcript)
             if correction is None and not timed_before and transcript.timing_sha256 == transcript.words_digest():
                 outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
+                if verdict:
+                    remember(TIMED_VERDICT, verdict)
                 continue
             todo.append(Retiming(episode, transcript, correction, timed_before))
         except PodarchiveError as error:
@@ -83,6 +92,23 @@ def align_archive(episodes: list[Episode], cluster: Cluster | None = None) -> li
         outcomes.append(Outcome(job.episode.slug, Status.ALIGNED, detail))
     order = {episode.slug: n for n, episode in enumerate(episodes)}
     return sorted(outcomes, key=lambda outcome: order[outcome.slug])
+
+
+TIMED_VERDICT = "timed"
+
+
+def _timed_key(episode: Episode) -> str | None:
+    """A digest of all that decides whether ``episode``'s words are timed as they should
+    be: its transcript's bytes, a corrected transcript.txt's, its metadata, podarchive's
+    code. None without a transcript."""
+    try:
+        data = episode.transcript_path.read_bytes()
+        corrected = (episode.folder / CORRECTED_TEXT).read_bytes() if (episode.folder / CORRECTED_TEXT).exists() \
+            else None
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(repr([code_stamp(), hashlib.sha256(data).hexdigest(),
+                                corrected and hashlib.sha256(corrected).hexdigest(), repr(episode)]).encode()).hexdigest()
 
 
 def _retimed_here(todo: list[Retiming]) -> Iterator[tuple[Retiming, Transcript | PodarchiveError]]:

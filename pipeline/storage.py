@@ -122,6 +122,19 @@ def file_digest(path: Path) -> str:
     return digest
 
 
+def remembered(kind: str, key: str) -> bool:
+    """Whether a verdict of ``kind`` was recorded under ``key``, a digest of everything it
+    depends on (so it never needs forgetting: other inputs are another key)."""
+    return (cache_dir() / "verdicts" / kind / key).exists()
+
+
+def remember(kind: str, key: str) -> None:
+    try:
+        atomic_write_bytes(cache_dir() / "verdicts" / kind / key, b"")
+    except PodarchiveError:  # a cache that cannot be written costs time, not correctness
+        pass
+
+
 def remove_stale_temporaries(root: Path) -> list[Path]:
     """Delete the temporary files a killed run left behind, and its scratch folder (call
     it holding the archive lock)."""

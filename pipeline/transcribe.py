@@ -34,7 +34,7 @@ from .speech import (
     words_in,
 )
 from .stamps import code_stamp
-from .storage import atomic_write_json, cache_dir, file_digest
+from .storage import atomic_write_json, cache_dir, file_digest, remember, remembered
 from .text import CLAUSE_END, SENTENCE_END, join_words
 from .timing import (
     WORD_TIMING,
@@ -204,22 +204,29 @@ def transcribe_archive(
     voices_todo: list[tuple[Episode, Transcript, SpeakerOptions, float]] = []
     for episode in episodes:
         try:
-            existing = read_transcript(episode.transcript_path)
             audio_sha256 = file_digest(episode.audio_path)
+            opts = decoding_options(archive, episode, options, model.placement)
+            speaking = speaker_options(episode)
+            # Found up to date before, with the same bytes and options: not read again.
+            verdict = _up_to_date_key(episode, audio_sha256, identity, opts, speaking)
+            if verdict and not force and remembered(UP_TO_DATE_VERDICT, verdict):
+                outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
+                continue
+            existing = read_transcript(episode.transcript_path)
             if existing is not None and existing.reviewed:
                 read_current_transcript(episode)  # a reviewed transcript of another recording is an error
                 # Said where transcription was asked for again; otherwise it is up to date,
                 # and a notice on every run would only hide the lines that matter.
                 outcomes.append(Outcome(episode.slug, Status.KEPT if force else "up-to-date", REVIEWED_NOTICE))
                 continue
-            opts = decoding_options(archive, episode, options, model.placement)
-            speaking = speaker_options(episode)
             if existing is not None and not force and is_up_to_date(existing, audio_sha256, identity, opts):
                 heard_with = existing.options.get(SPEAKERS)
                 # Speakers a published transcript names are the podcast's own word on who speaks.
                 named = existing.model == IMPORTED_MODEL and any(segment.speaker for segment in existing.segments)
                 if named or heard_with == (speaking and speaking.recorded()):
                     outcomes.append(Outcome(episode.slug, Status.UP_TO_DATE))
+                    if verdict:
+                        remember(UP_TO_DATE_VERDICT, verdict)
                     continue
                 if speaking is not None:  # the words hold: only their voices are found again
                     voices_todo.append((episode, existing, speaking, existing.duration))
@@ -260,6 +267,23 @@ def transcribe_archive(
             on_done(outcomes[-1])
     order = {episode.slug: n for n, episode in enumerate(episodes)}
     return sorted(outcomes, key=lambda outcome: order[outcome.slug])
+
+
+UP_TO_DATE_VERDICT = "transcribed"
+
+
+def _up_to_date_key(episode: Episode, audio_sha256: str, model_id: str, opts: DecodingOptions,
+                    speaking: SpeakerOptions | None) -> str | None:
+    """A digest of all that decides whether ``episode``'s transcript is up to date: its
+    bytes, its recording's digest, the model, the options that decide the words, how its
+    voices are found, podarchive's code. None without a transcript."""
+    try:
+        data = episode.transcript_path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(json.dumps(
+        [code_stamp(), hashlib.sha256(data).hexdigest(), audio_sha256, model_id, _deciding(opts.recorded()),
+         speaking.recorded() if speaking else None]).encode()).hexdigest()
 
 
 def _transcribed_here(todo: list[Job], model: LazyWhisper, model_id: str, batch_size: int,

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from pipeline import align as align_module
+from pipeline import transcribe as transcribe_module
 from pipeline.archive import load_archive, read_transcript
 from pipeline.cli import cli
 from pipeline.embedded_model import Placement
@@ -128,7 +130,7 @@ def snapshot(root: Path) -> dict:
 
 
 @pytest.mark.model
-def test_second_run_transcribes_nothing_and_changes_no_file(transcribed_archive):
+def test_second_run_transcribes_nothing_and_changes_no_file(transcribed_archive, monkeypatch):
     root, first = transcribed_archive
     assert first.stdout.count(": transcribed") == 5
     before = snapshot(root)
@@ -150,6 +152,16 @@ def test_second_run_transcribes_nothing_and_changes_no_file(transcribed_archive)
     after.pop(str(root / ".podarchive.lock"), None)
     assert {path: stamp for path, stamp in after.items() if not path.endswith(STAMPS_FILE)} == \
         {path: stamp for path, stamp in before.items() if not path.endswith(STAMPS_FILE)}
+    # Found up to date once, a transcript whose bytes and options are the same is not read again.
+    (root / STAMPS_FILE).unlink()
+    read = []
+    for stage in (transcribe_module, align_module):
+        monkeypatch.setattr(stage, "read_transcript", lambda path, real=stage.read_transcript: read.append(path)
+                            or real(path))
+    fourth = CliRunner().invoke(cli, ["--archive", str(root), "run"])
+    assert fourth.exit_code == 0, fourth.output
+    assert "transcribe: 5 episode(s) up to date" in fourth.stdout and "align: 5 episode(s) up to date" in fourth.stdout
+    assert read == []
 
 
 @pytest.fixture
