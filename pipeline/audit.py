@@ -45,7 +45,7 @@ from .errors import PodarchiveError
 from .privacy import PublicView, withheld_terms
 from .redaction import Matcher, pieces
 from .stamps import code_stamp
-from .storage import atomic_write_text, cache_dir
+from .storage import archive_cache, write_to_cache
 
 SEQUENCE_WORDS = 6
 SHORTEST_SEQUENCE = 3
@@ -111,7 +111,7 @@ class Memory:
 
     def __init__(self, root: Path, key: str):
         self.key = key
-        self.path = cache_dir() / "audit" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+        self.path = archive_cache(root, "audit").with_suffix(".json")
         try:
             stored = json.loads(self.path.read_text("utf-8"))
             self.known = stored["files"] if stored.get("key") == key else {}
@@ -132,10 +132,7 @@ class Memory:
         return found
 
     def keep(self) -> None:
-        try:
-            atomic_write_text(self.path, json.dumps({"key": self.key, "files": self.found}, ensure_ascii=False))
-        except PodarchiveError:  # a cache that cannot be written costs time, not correctness
-            pass
+        write_to_cache(self.path, json.dumps({"key": self.key, "files": self.found}, ensure_ascii=False).encode())
 
 
 class _NamesInBytes(bytes):

@@ -43,7 +43,7 @@ from .errors import PodarchiveError
 from .model import Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED, Matcher, merge_spans
 from .stamps import code_stamp
-from .storage import atomic_write_bytes, cache_dir, file_digest, sha256_file
+from .storage import archive_cache, file_digest, sha256_file, write_to_cache
 
 # Silence reaches this far beyond a withheld word, so no syllable of it stays audible.
 REDACTION_PADDING_SECONDS = 0.15
@@ -385,7 +385,7 @@ def _remembered_public_episode(archive: Archive, episode: Episode,
                    sorted(term.text for term in matcher.terms),
                    hashlib.sha256(transcript.read_bytes()).hexdigest() if transcript.exists() else None,
                    file_digest(episode.audio_path) if episode.audio_path.exists() else None])
-    folder = cache_dir() / "public" / hashlib.sha256(str(archive.root.resolve()).encode()).hexdigest()[:16]
+    folder = archive_cache(archive.root, "public")
     remembered, remembered_transcript = folder / f"{episode.slug}.pickle", folder / f"{episode.slug}.transcript.pickle"
 
     def made_again() -> Transcript:
@@ -399,12 +399,11 @@ def _remembered_public_episode(archive: Archive, episode: Episode,
     public, masking = _public_episode(archive, episode, matcher, key)
     made = (public, masking.terms, masking.outcomes(episode))
     if public is not None:
-        try:  # the transcript first: an episode is remembered only once its transcript is
-            atomic_write_bytes(remembered_transcript, pickle.dumps((key, public.transcript), pickle.HIGHEST_PROTOCOL))
+        # The transcript first: an episode is remembered only once its transcript is.
+        write_to_cache(remembered_transcript, pickle.dumps((key, public.transcript), pickle.HIGHEST_PROTOCOL))
+        if remembered_transcript.exists():
             light = dataclasses.replace(public, transcript_of=None)
-            atomic_write_bytes(remembered, pickle.dumps((key, (light, *made[1:])), pickle.HIGHEST_PROTOCOL))
-        except PodarchiveError:  # a cache that cannot be written costs time, not correctness
-            pass
+            write_to_cache(remembered, pickle.dumps((key, (light, *made[1:])), pickle.HIGHEST_PROTOCOL))
     return made
 
 

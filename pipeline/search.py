@@ -64,7 +64,7 @@ from .formats import segment_text
 from .model import Outcome, Status
 from .privacy import PublicEpisode, PublicView, QueryGate, as_podarchive_error
 from .redaction import REDACTED
-from .storage import atomic_write_text, cache_dir
+from .storage import archive_cache, write_to_cache
 from .text import fold
 
 # Recorded in the index: an index made with another analysis of the text is rebuilt.
@@ -880,7 +880,7 @@ class _DigestMemory:
     names): an episode the index holds as it is needs no transcript read to say so."""
 
     def __init__(self, root: Path):
-        self.path = cache_dir() / "index-digests" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+        self.path = archive_cache(root, "index-digests").with_suffix(".json")
         try:
             self.known: dict[str, list[str]] = json.loads(self.path.read_text("utf-8"))
         except (OSError, ValueError):
@@ -898,8 +898,7 @@ class _DigestMemory:
 
     def keep(self) -> None:
         if self.changed:
-            with suppress(PodarchiveError):  # a cache that cannot be written costs time, not correctness
-                atomic_write_text(self.path, json.dumps(self.known))
+            write_to_cache(self.path, json.dumps(self.known).encode())
 
 
 # --- search(): the index and the gate kept open between calls -------------------------------

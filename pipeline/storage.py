@@ -98,6 +98,20 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def archive_cache(root: Path, kind: str) -> Path:
+    """Where the cache keeps what it remembers of ``kind`` for the archive at ``root``
+    (a name of its own per archive folder; without a suffix)."""
+    return cache_dir() / kind / hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+
+
+def write_to_cache(path: Path, data: bytes) -> None:
+    """Atomically, as any file; a cache that cannot be written costs time, not correctness."""
+    try:
+        atomic_write_bytes(path, data)
+    except PodarchiveError:
+        pass
+
+
 def file_digest(path: Path) -> str:
     """sha256 of a file, remembered under its stamp (device, inode, size, modification and
     change times to the nanosecond: no write leaves the change time as it was) in the
@@ -115,10 +129,7 @@ def file_digest(path: Path) -> str:
     except (OSError, UnicodeDecodeError):
         pass
     digest = sha256_file(path)
-    try:
-        atomic_write_text(remembered, digest)
-    except PodarchiveError:  # a cache that cannot be written costs time, not correctness
-        pass
+    write_to_cache(remembered, digest.encode())
     return digest
 
 
@@ -129,10 +140,7 @@ def remembered(kind: str, key: str) -> bool:
 
 
 def remember(kind: str, key: str) -> None:
-    try:
-        atomic_write_bytes(cache_dir() / "verdicts" / kind / key, b"")
-    except PodarchiveError:  # a cache that cannot be written costs time, not correctness
-        pass
+    write_to_cache(cache_dir() / "verdicts" / kind / key, b"")
 
 
 def remove_stale_temporaries(root: Path) -> list[Path]:

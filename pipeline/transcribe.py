@@ -34,7 +34,7 @@ from .speech import (
     words_in,
 )
 from .stamps import code_stamp
-from .storage import atomic_write_json, cache_dir, file_digest, remember, remembered
+from .storage import atomic_write_json, cache_dir, file_digest, remember, remembered, write_to_cache
 from .text import CLAUSE_END, SENTENCE_END, join_words
 from .timing import (
     WORD_TIMING,
@@ -331,10 +331,7 @@ def _untranscribed_gaps(episode: Episode) -> list[Gap]:
     gaps = transcript.gaps if transcript else []
     if transcript and transcript.reviewed and transcript.options.get("speech_regions") != SPEECH_REGIONS_METHOD:
         gaps = _reviewed_gaps(episode, transcript)
-    try:
-        atomic_write_json(remembered, [asdict(gap) for gap in gaps])
-    except PodarchiveError:  # a cache that cannot be written costs time, not correctness
-        pass
+    write_to_cache(remembered, json.dumps([asdict(gap) for gap in gaps]).encode())
     return gaps
 
 
