@@ -231,12 +231,16 @@ def place(device: str | None, compute_type: str | None, *, source: Path,
 class LazyWhisper:
     """A faster-whisper model loaded on first use, so a run with nothing to do loads nothing.
 
-    ``threads`` is CTranslate2's per call (default: every usable core) and ``workers`` the
-    calls it runs at once: a cluster worker running several tasks gives each a share.
+    ``threads`` is CTranslate2's per call and ``workers`` the calls it runs at once: a
+    cluster worker running several tasks gives each a share. By default a CPU runs one
+    single-threaded call per usable core, for callers that make their calls at once: a
+    decoding call keeps two threads only half busy (a step at a time on small matrices),
+    and measured on 2 cores two calls at once decoded bench/longform.py's first ten
+    bilingual minutes in 25 s where one call on both cores took 41 s. A GPU runs one.
     """
 
     def __init__(self, name: str | None, placement: Placement = Placement(), *,
-                 threads: int | None = None, workers: int = 1):
+                 threads: int | None = None, workers: int | None = None):
         self.name = name
         self.placement = placement
         self.threads = threads
@@ -249,10 +253,12 @@ class LazyWhisper:
 
             location = resolve_model(self.name)
             keep_freed_memory_for_reuse()
+            one_call_per_core = self.workers is None and self.placement.device == "cpu"
             try:
                 self._model = WhisperModel(
                     location, device=self.placement.device, compute_type=self.placement.compute_type,
-                    cpu_threads=self.threads or usable_cores(), num_workers=self.workers,
+                    cpu_threads=self.threads or (1 if one_call_per_core else usable_cores()),
+                    num_workers=self.workers or (usable_cores() if one_call_per_core else 1),
                 )
             # faster-whisper passes on whatever the hub client or CTranslate2 raises.
             except Exception as error:  # noqa: BLE001

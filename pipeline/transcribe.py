@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from itertools import groupby, pairwise
 from typing import Protocol
@@ -574,6 +575,16 @@ class _Decoder:
         self.beam_size = beam_size
         self.hotwords = ", ".join(hotwords) or None
         self.batch_size = batch_size
+        self.calls = whisper.model.num_workers
+
+    def _each(self, work: Callable, items: list) -> Iterator:
+        """``work`` of each item, in order, as many at once as the model runs calls at
+        once (LazyWhisper: one per core on a CPU)."""
+        if self.calls < 2 or len(items) < 2:
+            yield from map(work, items)
+            return
+        with ThreadPoolExecutor(self.calls) as pool:
+            yield from pool.map(work, items)
 
     def transcribe(self, audio: np.ndarray, language: str | None,
                    advance: Callable[[float], None]) -> tuple[list[Segment], list[Gap]]:
@@ -606,13 +617,9 @@ class _Decoder:
         asked = sorted([region for region in regions if region.seconds >= LANGUAGE_SURE_SECONDS]
                        or regions, key=lambda region: region.seconds)
         heard: dict[int, dict[str, float]] = {}
-        for batch in _batches(asked, LANGUAGE_BATCH):
-            features = [self._features(audio, region.start, min(region.end, region.start + LANGUAGE_SECONDS))
-                        for region in batch]
-            frames = max(feature.shape[-1] for feature in features)
-            stacked = np.stack([np.pad(feature, ((0, 0), (0, frames - feature.shape[-1])))
-                                for feature in features])
-            for region, scores in zip(batch, self.whisper.model.detect_language(self.whisper.encode(stacked))):
+        batches = _batches(asked, LANGUAGE_BATCH)
+        for batch, languages in zip(batches, self._each(lambda batch: self._languages(audio, batch), batches)):
+            for region, scores in zip(batch, languages):
                 heard[id(region)] = {token[2:-2]: probability for token, probability in scores}  # "<|fr|>" -> "fr"
         share: Counter[str] = Counter()
         for region in asked:
@@ -634,6 +641,15 @@ class _Decoder:
         for before, region, after in zip(regions, regions[1:], regions[2:]):
             if region.seconds < LANGUAGE_ISLAND_SECONDS and before.language == after.language:
                 region.language = before.language
+
+    def _languages(self, audio: np.ndarray, regions: list[Region]) -> list[list[tuple[str, float]]]:
+        """Whisper's (language token, probability) for each region, heard in its first
+        LANGUAGE_SECONDS."""
+        features = [self._features(audio, region.start, min(region.end, region.start + LANGUAGE_SECONDS))
+                    for region in regions]
+        frames = max(feature.shape[-1] for feature in features)
+        stacked = np.stack([np.pad(feature, ((0, 0), (0, frames - feature.shape[-1]))) for feature in features])
+        return self.whisper.model.detect_language(self.whisper.encode(stacked))
 
     def _features(self, audio: np.ndarray, start: float, end: float) -> np.ndarray:
         """Whisper's log-mel features of ``audio`` from ``start`` to ``end`` seconds."""
@@ -696,9 +712,11 @@ class _Decoder:
         measured on mit-licence-en-de, its English and German windows batched apart took
         4.4 s to generate, together 2.9 s."""
         found: dict[int, list[Segment]] = {}
-        for batch in batches_by_length([sum(region.seconds for region in window) for window in windows],
-                                        self.batch_size):
-            found.update(zip(batch, self._decode(audio, [windows[n] for n in batch])))
+        batches = batches_by_length([sum(region.seconds for region in window) for window in windows],
+                                    self.batch_size)
+        decoded = self._each(lambda batch: self._decode(audio, [windows[n] for n in batch]), batches)
+        for batch, pieces in zip(batches, decoded):
+            found.update(zip(batch, pieces))
             if advance:
                 advance(sum(region.seconds for n in batch for region in windows[n]))
         return [found[n] for n in range(len(windows))]
