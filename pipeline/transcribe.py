@@ -577,6 +577,11 @@ class _Decoder:
         self.batch_size = batch_size
         self.calls = whisper.model.num_workers
 
+    def _shared(self, count: int, most: int) -> int:
+        """The batch size for ``count`` items, at most ``most``, that gives each of the
+        model's calls at once some: a lone call runs on one core of several."""
+        return max(1, min(most, -(-count // self.calls)))
+
     def _each(self, work: Callable, items: list) -> Iterator:
         """``work`` of each item, in order, as many at once as the model runs calls at
         once (LazyWhisper: one per core on a CPU)."""
@@ -617,7 +622,7 @@ class _Decoder:
         asked = sorted([region for region in regions if region.seconds >= LANGUAGE_SURE_SECONDS]
                        or regions, key=lambda region: region.seconds)
         heard: dict[int, dict[str, float]] = {}
-        batches = _batches(asked, LANGUAGE_BATCH)
+        batches = _batches(asked, self._shared(len(asked), LANGUAGE_BATCH))
         for batch, languages in zip(batches, self._each(lambda batch: self._languages(audio, batch), batches)):
             for region, scores in zip(batch, languages):
                 heard[id(region)] = {token[2:-2]: probability for token, probability in scores}  # "<|fr|>" -> "fr"
@@ -713,7 +718,7 @@ class _Decoder:
         4.4 s to generate, together 2.9 s."""
         found: dict[int, list[Segment]] = {}
         batches = batches_by_length([sum(region.seconds for region in window) for window in windows],
-                                    self.batch_size)
+                                    self._shared(len(windows), -(-self.batch_size // self.calls)))
         decoded = self._each(lambda batch: self._decode(audio, [windows[n] for n in batch]), batches)
         for batch, pieces in zip(batches, decoded):
             found.update(zip(batch, pieces))

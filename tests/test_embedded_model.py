@@ -77,6 +77,23 @@ def test_decoding_threads_follow_the_cores_the_process_may_run_on():
     assert embedded_model.usable_cores() == len(os.sched_getaffinity(0))
 
 
+@pytest.mark.model
+def test_a_cpu_runs_one_single_threaded_call_per_core_each_given_its_share_of_windows(session_cache):
+    """Whisper's calls run at once, one per core (two threads on one call stay half idle);
+    each call is given windows while there are enough, and no more than the batch size
+    asked are decoded at once; a caller that makes one call at a time keeps every core."""
+    from pipeline.transcribe import _Decoder
+
+    whisper = embedded_model.LazyWhisper(None).get()
+    assert whisper.model.num_workers == embedded_model.usable_cores()
+    decoder = _Decoder(whisper, beam_size=5, hotwords=[], batch_size=6)
+    for windows in range(1, 20):
+        size = decoder._shared(windows, -(-6 // decoder.calls))
+        assert -(-windows // size) >= min(windows, decoder.calls)
+        assert size * min(decoder.calls, -(-windows // size)) <= 6 + decoder.calls - 1
+    assert embedded_model.LazyWhisper(None, workers=1).get().model.num_workers == 1
+
+
 # --- where whisper runs: --device, --compute-type -----------------------------------------
 
 
