@@ -42,10 +42,10 @@ from . import layout
 from .archive import Archive, Episode, read_transcript
 from .audio import decode, probe
 from .errors import PodarchiveError
-from .privacy import PublicView, withheld_terms
+from .privacy import PublicEpisode, PublicView, withheld_terms
 from .redaction import Matcher, pieces
 from .stamps import code_stamp
-from .storage import archive_cache, write_to_cache
+from .storage import archive_cache, cache_dir, write_to_cache
 
 SEQUENCE_WORDS = 6
 SHORTEST_SEQUENCE = 3
@@ -421,11 +421,12 @@ def _strings(value) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _sequences(text: str, size: int | None = None) -> list[Sequence]:
+def _sequences(text: str) -> list[Sequence]:
+    """The runs of SEQUENCE_WORDS folded words of ``text`` (the whole of a shorter one)."""
     words = [piece.folded for piece in pieces(text)]
     if len(words) < SHORTEST_SEQUENCE:
         return []
-    size = size or min(SEQUENCE_WORDS, len(words))
+    size = min(SEQUENCE_WORDS, len(words))
     return [tuple(words[first:first + size]) for first in range(len(words) - size + 1)]
 
 
@@ -444,10 +445,77 @@ def _private_sequences(archive: Archive, view: PublicView) -> dict[Sequence, str
                 private.setdefault(sequence, what)
     if not private:
         return {}
-    sizes = {len(sequence) for sequence in private}
-    said_in_public = {sequence for text in _public_texts(view) for size in sizes
-                      for sequence in _sequences(text, size)}
-    return {sequence: what for sequence, what in private.items() if sequence not in said_in_public}
+    said = _said_in_public(view)
+    if not len(said):
+        return private
+    kept = {}
+    for size in {len(sequence) for sequence in private}:
+        ours = [sequence for sequence in private if len(sequence) == size]
+        fingerprints = _fingerprints(np.array([[_word_code(word) for word in sequence] for sequence in ours],
+                                              np.uint64))
+        at = np.minimum(np.searchsorted(said, fingerprints), len(said) - 1)
+        kept.update((sequence, private[sequence]) for sequence, public in zip(ours, said[at] == fingerprints)
+                    if not public)
+    return kept
+
+
+def _said_in_public(view: PublicView) -> np.ndarray:
+    """The fingerprints (sorted) of every word sequence the public view says, of each
+    length a private one can have. An episode's are remembered in the cache under all it
+    is made from: a check right after a change reads again only the episodes that
+    changed, not every public transcript."""
+    archive = view.archive
+    found = [_text_fingerprints([archive.title, archive.description, archive.author, archive.license or ""])]
+    found += [_episode_fingerprints(episode) for episode in view.episodes]
+    return np.unique(np.concatenate(found))
+
+
+def _episode_fingerprints(episode: PublicEpisode) -> np.ndarray:
+    remembered = cache_dir() / "said" / episode.made_from[:2] / f"{episode.made_from}.npy"
+    if episode.made_from:
+        try:
+            return np.load(remembered)
+        except (OSError, ValueError, EOFError):
+            pass  # not yet, or unreadable: made again
+    transcript = episode.transcript
+    found = _text_fingerprints([
+        episode.title, episode.description, *(chapter.title for chapter in episode.chapters),
+        " ".join(w.text for s in transcript.segments for w in s.words),
+        *(s.text for s in transcript.segments if not s.words)])
+    if episode.made_from:
+        kept = io.BytesIO()
+        np.save(kept, found)
+        write_to_cache(remembered, kept.getvalue())
+    return found
+
+
+def _text_fingerprints(texts: list[str]) -> np.ndarray:
+    found = [np.empty(0, np.uint64)]
+    for text in texts:
+        codes = np.array([_word_code(piece.folded) for piece in pieces(text)], np.uint64)
+        found += [_fingerprints(np.lib.stride_tricks.sliding_window_view(codes, size))
+                  for size in range(SHORTEST_SEQUENCE, min(SEQUENCE_WORDS, len(codes)) + 1)]
+    return np.unique(np.concatenate(found))
+
+
+# A sequence's fingerprint: each word's 64-bit code times a constant of its place, and
+# its length times another, summed (wrapping). Two different sequences share one with a
+# chance of about 2**-64: among millions of public ones and thousands of private ones,
+# about 1e-8.
+_PLACES = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                    0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53], dtype=np.uint64)
+_LENGTH = 0x94D049BB133111EB
+
+
+def _fingerprints(codes: np.ndarray) -> np.ndarray:
+    """The fingerprint of each row of ``codes``: a sequence's words' codes."""
+    size = codes.shape[-1]
+    return (codes * _PLACES[:size]).sum(axis=-1, dtype=np.uint64) + np.uint64(size * _LENGTH % (1 << 64))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _word_code(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
 
 def _transcript_passages(episode: Episode) -> list[str]:
@@ -483,16 +551,6 @@ def _restricted_passages(episode: Episode) -> list[str]:
             elif passages[-1]:
                 passages.append([])
     return [" ".join(words) for words in passages if words]
-
-
-def _public_texts(view: PublicView) -> Iterator[str]:
-    archive = view.archive
-    yield from (archive.title, archive.description, archive.author, archive.license or "")
-    for episode in view.episodes:
-        yield from (episode.title, episode.description)
-        yield from (chapter.title for chapter in episode.chapters)
-        yield " ".join(w.text for s in episode.transcript.segments for w in s.words)
-        yield from (s.text for s in episode.transcript.segments if not s.words)
 
 
 def _links(root: Path) -> list[PodarchiveError]:

@@ -708,6 +708,26 @@ def test_check_finds_short_passages_of_unpublished_episodes(kennedy):
     assert "feed/stray.txt" not in result.stderr  # public again: its words may be published
 
 
+@settings(max_examples=200, deadline=None)
+@given(public=st.lists(st.lists(st.sampled_from(["la", "Forêt", "forêt", "de", "nuit", "the", "plan", "l'été"]),
+                                max_size=12), max_size=4),
+       private=st.lists(st.sampled_from(["la", "foret", "de", "nuit", "the", "plan", "l", "ete"]),
+                        min_size=3, max_size=6))
+def test_a_private_sequence_counts_as_public_exactly_when_a_public_text_says_it(public, private):
+    """check's fingerprints of what the public view says answer as the sequences
+    themselves would: a private sequence said in public is no finding, any other is."""
+    from pipeline.audit import _fingerprints, _sequences, _text_fingerprints, _word_code
+
+    texts = [" ".join(words) for words in public]
+    said = {tuple(words[first:first + len(private)]) for text in texts
+            for words in [[piece for piece in fold(text).replace("'", " ").split()]]
+            for first in range(len(words) - len(private) + 1)}
+    sequence = _sequences(" ".join(private))[0]
+    assert sequence == tuple(private)
+    fingerprint = _fingerprints(np.array([[_word_code(word) for word in sequence]], np.uint64))[0]
+    assert (fingerprint in _text_fingerprints(texts)) == (sequence in said)
+
+
 # --- Publishing stages read the public view, nothing else ------------------------------------
 
 
