@@ -10,7 +10,8 @@ user runs it (a new process: imports included) when nothing has changed.
 With --episodes, an archive of N published episodes (bench/search.py's synthetic
 segments, as transcript.json files the current code takes as up to date, each over the
 same 20-second recording) is published once, then timed as a user meets it: a run with
-nothing changed, `check`, and a run after adding one short real episode (transcribed).
+nothing changed, `check`, a run after adding one short real episode (transcribed) and
+`check` right after it.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def large(count: int, segments: int, keep: Path | None) -> None:
         (added / "episode.toml").write_text(
             (added / "episode.toml").read_text("utf-8").replace("guid", "# guid"), "utf-8")
         print(f"run, one episode added {timed_command(root, 'run'):7.1f} s   (target < 60 s)", flush=True)
+        print(f"check after that run  {timed_command(root, 'check'):8.1f} s   (target < 10 s)", flush=True)
         shutil.rmtree(added)
 
 
