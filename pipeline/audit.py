@@ -177,43 +177,54 @@ def _published_texts(root: Path) -> Iterator[tuple[Path, Callable[[], list[str]]
                 yield path, functools.partial(list, [path.name])
 
 
-def _texts_of_published(path: Path, index_texts: Callable[[], dict[Path, list[str]]]) -> list[str]:
-    texts = index_texts()
-    if path in texts:
-        # Bytes whoosh does not read (appended to a segment file, say) are searched for
-        # the names as they are written, which is fast on any size.
-        return [*texts[path], _NamesInBytes(path.read_bytes())]
-    return _readable_texts(path)
+def _texts_of_published(path: Path, index_texts: Callable[[], dict[Path, Callable[[], list[str]]]]) -> list[str]:
+    segment_texts = index_texts().get(path)
+    if segment_texts is None:
+        return _readable_texts(path)
+    try:
+        whoosh_reads = segment_texts()
+    except Exception:  # noqa: BLE001 - a damaged segment: its bytes are read as any file's
+        return _readable_texts(path)
+    # Bytes whoosh does not read (appended to a segment file, say) are searched for the
+    # names as they are written, which is fast on any size.
+    return [*whoosh_reads, _NamesInBytes(path.read_bytes())]
 
 
-def _index_texts(folder: Path) -> dict[Path, list[str]]:
+def _index_texts(folder: Path) -> dict[Path, Callable[[], list[str]]]:
     try:
         return _whoosh_texts(folder)
     except Exception:  # noqa: BLE001 - damaged or not an index: its bytes are read as any file's
         return {}
 
 
-def _whoosh_texts(folder: Path) -> dict[Path, list[str]]:
-    """The text of each whoosh segment, by the file that holds it (its TOC says nothing)."""
+def _whoosh_texts(folder: Path) -> dict[Path, Callable[[], list[str]]]:
+    """How to read the text of each whoosh segment, by the file that holds it (its TOC
+    says nothing): a segment is read only when its file is, so a change that adds a
+    small segment leaves the large ones unread."""
     if not whoosh_index.exists_in(str(folder)):
         return {}
     index = whoosh_index.open_dir(str(folder))
-    texts: dict[Path, list[str]] = {}
+    texts: dict[Path, Callable[[], list[str]]] = {}
     for segment in index._segments():
-        reader = SegmentReader(index.storage, index.schema, segment)
-        try:
-            terms = [term.decode("utf-8", "replace") for name in reader.indexed_field_names()
-                     for term in reader.lexicon(name)]
-            stored = [json.dumps(reader.stored_fields(docnum), ensure_ascii=False)
-                      for docnum in range(segment.doc_count_all())]
-        finally:
-            reader.close()
         files = sorted(folder.glob(f"{segment.segment_id()}.*"))
-        texts.update((path, []) for path in files)
+        texts.update((path, list) for path in files)
         if files:
-            texts[files[0]] = ["\n".join(terms), "\n".join(stored)]
-    texts[folder / f"_{index.indexname}_{index.latest_generation()}.toc"] = []
+            texts[files[0]] = functools.partial(_segment_texts, index, segment)
+    texts[folder / f"_{index.indexname}_{index.latest_generation()}.toc"] = list
     return texts
+
+
+def _segment_texts(index, segment) -> list[str]:
+    """Every term of a whoosh segment, and the stored fields of every document, deleted ones too."""
+    reader = SegmentReader(index.storage, index.schema, segment)
+    try:
+        terms = [term.decode("utf-8", "replace") for name in reader.indexed_field_names()
+                 for term in reader.lexicon(name)]
+        stored = [json.dumps(reader.stored_fields(docnum), ensure_ascii=False)
+                  for docnum in range(segment.doc_count_all())]
+    finally:
+        reader.close()
+    return ["\n".join(terms), "\n".join(stored)]
 
 
 class Reader:
