@@ -31,8 +31,11 @@ The speech, one file per row of ``cases()``, each at most 30 s (one alignment wi
   with their word times (tests/data/word-alignments, tests/data/LICENSES.md): two
   sentences of praatio's, placed by hand it seems; the reference alignments of MFA's
   own tests (unscripted speech with fillers, which whisper leaves out: the word after
-  one takes its time); LibriVox sentences as pocketsphinx's tests align them. An
-  aligner's times are themselves some 10-30 ms off: a pool of their own.
+  one takes its time). An aligner's times are themselves some 10-30 ms off: a pool of
+  their own.
+- pocketsphinx's own alignment: LibriVox sentences as pocketsphinx's tests align them.
+  podarchive places English words with pocketsphinx's model, so these references are
+  not independent of it: shown, held to no target.
 
 Word ends are known for the synthetic words (each ends where its clip ends), for the last
 word of each synthetic sentence, and for the last word of each real piece.
@@ -75,14 +78,15 @@ from pipeline.text import word_key
 from pipeline.transcribe import DEFAULT_OPTIONS, DecodingOptions, transcribe_episode
 
 # Word starts `podarchive run` publishes: (median, 90th percentile) at most, in ms, for
-# each pool of speech (a set belongs to the first its name starts with).
-TARGETS = {"synthetic": (40, 120), "real, tool-aligned": (30, 120), "real": (30, 120)}
+# each pool of speech (a set belongs to the first its name starts with); None: no target.
+TARGETS = {"synthetic": (40, 120), "real, tool-aligned": (30, 120), "real": (30, 120),
+           "pocketsphinx's own alignment": None}
 ALIGNMENTS = ROOT / "tests" / "data" / "word-alignments"
 # folder of ALIGNMENTS -> the set its recordings make (see tests/data/LICENSES.md)
 ALIGNED_RECORDINGS = {
     "praatio": "real: praatio examples, hand-placed",
     "mfa": "real, tool-aligned: MFA's test data, unscripted",
-    "pocketsphinx_librivox": "real, tool-aligned: LibriVox read by pocketsphinx's tests",
+    "pocketsphinx_librivox": "pocketsphinx's own alignment: LibriVox read",
 }
 LEAD_SECONDS = 0.5
 
@@ -371,7 +375,7 @@ def main() -> None:
             starts = [e for (name, _), m in results.items() if group(name) == kind for e in m[method][0]]
             ends = [e for (name, _), m in results.items() if group(name) == kind for e in m[method][1]]
             print(f"| {kind} | {method} | {stats(starts)} | {stats(ends)} |")
-            if method == METHODS[0]:
+            if method == METHODS[0] and targets:
                 median, p90 = np.median(starts), np.percentile(starts, 90)
                 met = median <= targets[0] and p90 <= targets[1]
                 verdicts.append(f"{kind}: starts median {median:.0f} ms, p90 {p90:.0f} ms "

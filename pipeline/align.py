@@ -1,6 +1,6 @@
 """Corrections: a producer's corrected words timed again against the recording by forced
 alignment (whisper's cross-attention given the words, refined on the sound): see
-``find_correction`` for what counts as a correction and ``refine_starts`` for the
+``find_correction`` for what counts as a correction and ``timed_on_sound`` for the
 refinement."""
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ from .timing import (
     WORD_TIMING_METHOD,
     SpeechActivity,
     clean_word_times,
-    find_pauses,
-    refine_ends,
-    refine_starts,
+    timed_on_sound,
 )
 
 if TYPE_CHECKING:  # the cluster retimes with this module's functions
@@ -471,11 +469,9 @@ class ForcedAligner:
         whisper = self.whisper(model)
         clip = as_float(samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])
         times = attention_times(whisper, clip, words, language)
-        pauses = find_pauses(clip, SAMPLE_RATE)
-        starts = refine_starts([t[0] for t in times], [t[1] for t in times], pauses)
-        ends = refine_ends(starts, pauses, len(clip) / SAMPLE_RATE)
+        placed = timed_on_sound(words, [t[0] for t in times], [t[1] for t in times], clip, language)
         return [Word(text, round(start + s, 3), round(start + e, 3), round(p, 4))
-                for text, s, e, (_, _, p) in zip(words, starts, ends, times)]
+                for text, (s, e), (_, _, p) in zip(words, placed, times)]
 
 
 def attention_times(whisper, clip: np.ndarray, words: list[str],

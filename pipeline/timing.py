@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .acoustic import acoustic_times
+from .audio import SAMPLE_RATE
 from .model import Segment, Word
 from .speech import FRAME_SECONDS, frame_levels
 
 # How word times are made, recorded in every transcript's options: a transcript timed
 # another way is timed again by the align stage (never transcribed again). 1 (or none
 # recorded): whisper's cross-attention times, cleaned. 2: refined on the sound, starts
-# after pauses and ends where the sound stops (refine_starts, refine_ends).
+# after pauses and ends where the sound stops (refine_starts, refine_ends). 3: English
+# words placed by an acoustic model besides (acoustic.py; see timed_on_sound).
 WORD_TIMING = "word_timing"
-WORD_TIMING_METHOD = 2
+WORD_TIMING_METHOD = 3
 MIN_WORD_SECONDS = 0.02  # one whisper frame
 # A word whose last LONG_SILENCE seconds are silent ends where its sound ends, plus a tail.
 LONG_SILENCE_SECONDS = 0.4
@@ -76,6 +79,31 @@ def _end_at_sound(word: Word, activity: SpeechActivity) -> None:
     sound_end = activity.last_sound_before(word.start, word.end)
     if sound_end is not None and word.end - sound_end >= LONG_SILENCE_SECONDS:
         word.end = round(sound_end + WORD_TAIL_SECONDS, 3)
+
+
+def timed_on_sound(words: list[str], starts: list[float], ends: list[float], clip: np.ndarray,
+                   language: str | None) -> list[tuple[float, float]]:
+    """(start, end) of each of ``words`` in ``clip`` (16 kHz), from whisper's cross-
+    attention times ``starts`` and ``ends``: refined on the pauses, then, in a language
+    with an acoustic model, where that model places each word, kept out of the pauses."""
+    pauses = find_pauses(clip, SAMPLE_RATE)
+    starts = refine_starts(starts, ends, pauses)
+    ends = refine_ends(starts, pauses, len(clip) / SAMPLE_RATE)
+    placed = acoustic_times(clip, words, starts, ends, language)
+    return [_outside_pauses(*placed[n], pauses) if n in placed else (start, end)
+            for n, (start, end) in enumerate(zip(starts, ends))]
+
+
+def _outside_pauses(start: float, end: float, pauses: list[tuple[float, float]]) -> tuple[float, float]:
+    """A word's times moved out of the pauses they fall in: the acoustic model lets a word
+    take in some of the quiet before or after it (measured on the synthetic words joined
+    with pauses of bench/alignment.py: starts 25 ms off, 6 ms once moved)."""
+    for quiet_from, quiet_to in pauses:
+        if quiet_from <= start < quiet_to:
+            start = quiet_to
+        if quiet_from < end <= quiet_to:
+            end = quiet_from
+    return start, max(end, start + MIN_WORD_SECONDS)
 
 
 def refine_starts(starts: list[float], ends: list[float],

@@ -42,9 +42,7 @@ from .timing import (
     WORD_TIMING_METHOD,
     SpeechActivity,
     clean_word_times,
-    find_pauses,
-    refine_ends,
-    refine_starts,
+    timed_on_sound,
 )
 
 # Long recordings go through the model this many seconds at a time (memory stays
@@ -707,7 +705,8 @@ class _Decoder:
                 np.ascontiguousarray(np.asarray(encoder_output)[mine]))
             whisper.add_word_timestamps([outputs[n] for n in mine], tokenizer, encoded, [sizes[n] for n in mine],
                                         PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
-        return [[] if quiet else _placed(window, _on_sound(output[0].get("words", []), clip), window[0].language)
+        return [[] if quiet else _placed(window, _on_sound(output[0].get("words", []), clip, window[0].language),
+                                          window[0].language)
                 for window, output, quiet, clip in zip(batch, outputs, silent, clips)]
 
     def _decode_all(self, audio: np.ndarray, windows: list[list[Region]],
@@ -754,27 +753,25 @@ class _Decoder:
     def _alone(self, audio: np.ndarray, region: Region) -> list[Segment]:
         """``region`` decoded on its own, sequentially (whisper's timestamps and fallbacks)."""
         clip = audio[int(region.start * SAMPLE_RATE):int(region.end * SAMPLE_RATE)]
-        found, _ = self.whisper.transcribe(
+        found, info = self.whisper.transcribe(
             clip, language=region.language or None, beam_size=self.beam_size, word_timestamps=True,
             vad_filter=False, condition_on_previous_text=False, hotwords=self.hotwords)
         words = _on_sound([{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
-                           for part in found for w in part.words or []], clip)
+                           for part in found for w in part.words or []], clip, info.language)
         piece = _piece("", 0.0, region.seconds, [(w["word"], w["start"], w["end"], w["probability"]) for w in words],
                        region.language)
         _move(piece, region.start)
         return [piece] if piece.words else []
 
 
-def _on_sound(found_words: list[dict], clip: np.ndarray) -> list[dict]:
+def _on_sound(found_words: list[dict], clip: np.ndarray, language: str | None) -> list[dict]:
     """Whisper's words (dicts with start and end in seconds of ``clip``) moved to where
-    they sound: its cross-attention times refined on the pauses, as forced alignment does."""
+    they sound, as forced alignment moves them (timing.timed_on_sound)."""
     if not found_words:
         return found_words
-    pauses = find_pauses(clip, SAMPLE_RATE)
-    ends = [word["end"] for word in found_words]
-    starts = refine_starts([word["start"] for word in found_words], ends, pauses)
-    return [{**word, "start": start, "end": end}
-            for word, start, end in zip(found_words, starts, refine_ends(starts, pauses, len(clip) / SAMPLE_RATE))]
+    times = timed_on_sound([word["word"] for word in found_words], [word["start"] for word in found_words],
+                           [word["end"] for word in found_words], clip, language)
+    return [{**word, "start": start, "end": end} for word, (start, end) in zip(found_words, times)]
 
 
 def _runs_of_one_language(pieces: list[Segment]) -> list[Segment]:
