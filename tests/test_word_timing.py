@@ -101,6 +101,16 @@ def test_the_acoustic_model_places_jfks_words_near_their_hand_labels(jfk_samples
     assert all(placed[n][0] < placed[n][1] <= placed[n + 1][0] + 1e-9 for n in range(len(words) - 1))
 
 
+def test_a_clip_is_timed_alike_whatever_was_aligned_before(jfk_samples):
+    # A cluster worker aligns other windows before this one than a lone process does.
+    words = [label["word"] for label in LABELS]
+    rough = [n * 0.5 for n in range(len(words))]
+    clip = jfk_samples[:int(11 * SAMPLE_RATE)]
+    first = acoustic_times(clip, words, rough, [*rough[1:], 11.0], "en")
+    acoustic_times(jfk_samples[int(5 * SAMPLE_RATE):], words[8:], rough[8:], [*rough[9:], 11.0], "en")
+    assert acoustic_times(clip, words, rough, [*rough[1:], 11.0], "en") == first
+
+
 def test_a_language_without_an_acoustic_model_keeps_the_pause_refined_times(jfk_samples):
     words = ["Le", "conservateur", "a", "classé", "les", "lettres", "de", "la", "famille"]
     starts = [0.3 + 0.25 * n for n in range(len(words))]
