@@ -11,7 +11,9 @@ recording of about two minutes assembled from them:
 
 all with the embedded whisper base model, int8. Prints wall time, real-time factor,
 peak memory (the process's maximum resident set) and word error rate, the ratios
-(a)/(c) and (b)/(c), and what timing the words on the sound adds to (c). `--hour` adds a one-hour recording through (c) alone, for memory.
+(a)/(c) and (b)/(c), and what timing the words on the sound adds to (c), on these and on
+an English recording of about four minutes (where the acoustic model places every
+word). `--hour` adds a one-hour recording through (c) alone, for memory.
 
     python bench/transcribe.py [--hour]
 """
@@ -38,6 +40,7 @@ sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(
 REPO = Path(__file__).resolve().parent.parent
 REFERENCES = REPO / "tests" / "data" / "references"
 LONG_SLUG = "long-french-assembled"
+ENGLISH_SLUG = "long-english-assembled"
 ENGLISH_HALF_ENDS = 29.5  # multilingual.mp3: the reference covers its English first half
 # episode -> reference transcript(s); the stereo episode's two voices overlap, so its
 # words have no single order to score: it is timed, not scored.
@@ -130,8 +133,10 @@ def worker(kind: str, manifest_path: Path, output: Path) -> None:
 
 
 def timing_worker(archive: Path, output: Path) -> None:
-    """(c) in this process, the seconds its words took to be timed on the sound counted apart."""
-    from pipeline import transcribe
+    """(c) in this process, with English words placed by the acoustic model and without,
+    in turns (the fastest of two runs each), and the seconds the refinement on the sound
+    took in a run without: what word timing adds to transcription."""
+    from pipeline import acoustic, transcribe
     from pipeline.cli import cli
 
     spent = 0.0
@@ -144,10 +149,20 @@ def timing_worker(archive: Path, output: Path) -> None:
         spent += time.perf_counter() - began
         return result
 
-    transcribe._on_sound = counted
-    began = time.perf_counter()
-    cli(["--archive", str(archive), "transcribe", "--force"], standalone_mode=False)
-    output.write_text(json.dumps({"total": time.perf_counter() - began, "timing": spent}))
+    languages = acoustic.LANGUAGES
+    runs: dict[bool, list[float]] = {True: [], False: []}
+    refining = []
+    for placed in (True, False) * 2:
+        acoustic.LANGUAGES = languages if placed else frozenset()
+        transcribe._on_sound = counted
+        spent = 0.0
+        began = time.perf_counter()
+        cli(["--archive", str(archive), "transcribe", "--force"], standalone_mode=False)
+        runs[placed].append(time.perf_counter() - began)
+        if not placed:
+            refining.append(spent)
+    output.write_text(json.dumps({"with": min(runs[True]), "without": min(runs[False]),
+                                  "refining": min(refining)}))
 
 
 def measure(command: list[str], env: dict) -> tuple[float, float]:
@@ -215,6 +230,10 @@ def main() -> None:
         for name, build in (("the bundled recordings", clips_archive),
                             ("one recording assembled from them", long_archive)):
             compare(name, scratch / name.replace(" ", "-"), build, env, with_targets=build is long_archive)
+        english = scratch / "english"
+        seconds = audio_seconds(english_archive(english / "archive"))
+        print(f"\none English recording assembled from the clips: {seconds:.1f} s of audio")
+        timing_cost(english / "archive", english, env)
         if options.hour:
             hour = empty_archive(scratch / "hour")
             long_recording = (scratch / "one-recording-assembled-from-them" / "archive" / "episodes"
@@ -271,13 +290,32 @@ def compare(name: str, folder: Path, build, env: dict, with_targets: bool) -> No
         print(f"(a)/(c) = {a / c:.2f}   (b)/(c) = {b / c:.2f}   WER (c) - WER (a) = {wer_c - wer_a:+.3f}   "
               "(clips of one or two windows: nothing to batch; targets are for the assembled recording)")
     print(f"without glossaries: (a)/(c0) = {a / c0:.2f}   (b)/(c0) = {b / c0:.2f}")
+    timing_cost(archive, folder, env)
+
+
+def timing_cost(archive: Path, folder: Path, env: dict) -> None:
     out = folder / "timing.json"
     subprocess.run([sys.executable, __file__, "--worker", "timing", "--archive", str(archive), "--output", str(out)],
                    check=True, env=env, capture_output=True)
-    share = json.loads(out.read_text())
-    print(f"words timed on the sound (refined after decoding): {1000 * share['timing']:.1f} ms of "
-          f"{share['total']:.1f} s transcribing, {100 * share['timing'] / (share['total'] - share['timing']):.2f} % "
-          "more than transcription alone (target <= 15 %)")
+    cost = json.loads(out.read_text())
+    alone = cost["without"] - cost["refining"]
+    print(f"word timing: {cost['with']:.1f} s transcribing with English words placed by the acoustic model, "
+          f"{cost['without']:.1f} s without, {cost['refining']:.2f} s of it refining on the pauses: "
+          f"{100 * (cost['with'] - alone) / alone:.1f} % more than transcription alone (target <= 15 %)")
+
+
+def english_archive(folder: Path) -> list[dict]:
+    """One English recording of about four minutes assembled from the repository's clips."""
+    empty_archive(folder)
+    pieces = [REPO / "episodes/kennedy-inaugural-1961/jfk.flac", REPO / "tests/data/clips/sonnet001.mp3",
+              REPO / "tests/data/clips/three-speakers-en.wav",
+              *sorted((REPO / "tests/data/word-alignments").glob("*/*.flac"))]
+    folder = folder / "episodes" / ENGLISH_SLUG
+    assemble(folder / "recording.flac", pieces * 2)
+    (folder / "episode.toml").write_text(
+        f'title = "{ENGLISH_SLUG}"\ndate = 2025-06-01\nlanguage = "en"\naudio = "recording.flac"\n', "utf-8")
+    return manifest_of(folder.parent.parent)
+
 
 if __name__ == "__main__":
     main()

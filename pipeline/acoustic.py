@@ -84,12 +84,15 @@ def acoustic_times(clip: np.ndarray, words: list[str], starts: list[float], ends
 def spoken_key(decoder, word: str) -> str | None:
     """``word`` as a pronouncing dictionary entry, added to ``decoder``'s dictionary when it
     was not there; None for a word with no letter or digit (a dash)."""
-    folded = unicodedata.normalize("NFKD", word.lower())
+    folded = unicodedata.normalize("NFKD", word).lower()
     key = "".join(c for c in folded if c.isascii() and (c.isalnum() or c == "'")).strip("'")
     if not key:
         return None
     if decoder.lookup_word(key) is None:
-        decoder.add_word(key, pronunciation(decoder, key), False)
+        phones = pronunciation(decoder, key)
+        if not phones:  # pocketsphinx crashes on a word without phones
+            return None
+        decoder.add_word(key, phones, False)
     return key
 
 

@@ -3,6 +3,8 @@ inside their segment, and ending where the word's sound ends."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 import numpy as np
 
 from .acoustic import acoustic_times
@@ -98,12 +100,26 @@ def _outside_pauses(start: float, end: float, pauses: list[tuple[float, float]])
     """A word's times moved out of the pauses they fall in: the acoustic model lets a word
     take in some of the quiet before or after it (measured on the synthetic words joined
     with pauses of bench/alignment.py: starts 25 ms off, 6 ms once moved)."""
-    for quiet_from, quiet_to in pauses:
-        if quiet_from <= start < quiet_to:
-            start = quiet_to
-        if quiet_from < end <= quiet_to:
-            end = quiet_from
+    starts = [quiet_from for quiet_from, _ in pauses]
+    before = bisect_right(starts, start) - 1
+    if before >= 0 and start < pauses[before][1]:
+        start = pauses[before][1]
+    holding = bisect_left(starts, end) - 1
+    if holding >= 0 and end <= pauses[holding][1]:
+        end = pauses[holding][0]
     return start, max(end, start + MIN_WORD_SECONDS)
+
+
+def keep_out_of_pauses(segments: list[Segment], samples: np.ndarray) -> None:
+    """Every word of ``segments`` (times in seconds of ``samples``) kept out of the pauses
+    of the recording itself. Words are placed on clips of speech joined without the
+    pauses between them (whisper's windows), where a word before a pause can run on into
+    the quiet the clip leaves: measured on jfk's hand-labelled ends, 116 ms late (median)
+    without this."""
+    pauses = find_pauses(samples, SAMPLE_RATE)
+    for segment in segments:
+        for word in segment.words:
+            word.start, word.end = _outside_pauses(word.start, word.end, pauses)
 
 
 def refine_starts(starts: list[float], ends: list[float],

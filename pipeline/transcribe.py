@@ -42,6 +42,7 @@ from .timing import (
     WORD_TIMING_METHOD,
     SpeechActivity,
     clean_word_times,
+    keep_out_of_pauses,
     timed_on_sound,
 )
 
@@ -604,6 +605,7 @@ class _Decoder:
         windows = decoding_windows(regions)
         pieces = [piece for found in self._decode_all(audio, windows, advance) for piece in found]
         pieces, gaps = self._guard(audio, regions, pieces)
+        keep_out_of_pauses(pieces, audio)
         advance(len(audio) / SAMPLE_RATE - sum(region.seconds for region in regions))
         return _runs_of_one_language(pieces), gaps
 
