@@ -102,10 +102,14 @@ def _outside_pauses(start: float, end: float, pauses: list[tuple[float, float]])
     with pauses of bench/alignment.py: starts 25 ms off, 6 ms once moved)."""
     starts = [quiet_from for quiet_from, _ in pauses]
     before = bisect_right(starts, start) - 1
-    if before >= 0 and start < pauses[before][1]:
-        start = pauses[before][1]
     holding = bisect_left(starts, end) - 1
-    if holding >= 0 and end <= pauses[holding][1]:
+    starts_quiet = before >= 0 and start < pauses[before][1]
+    ends_quiet = holding >= 0 and end <= pauses[holding][1]
+    if starts_quiet and ends_quiet and before == holding:
+        return start, end  # all of it "quiet": a soft word, not a pause
+    if starts_quiet:
+        start = pauses[before][1]
+    if ends_quiet:
         end = pauses[holding][0]
     return start, max(end, start + MIN_WORD_SECONDS)
 
