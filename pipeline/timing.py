@@ -92,17 +92,19 @@ def timed_on_sound(words: list[str], starts: list[float], ends: list[float], cli
     starts = refine_starts(starts, ends, pauses)
     ends = refine_ends(starts, pauses, len(clip) / SAMPLE_RATE)
     placed = acoustic_times(clip, words, starts, ends, language)
-    return [_outside_pauses(*placed[n], pauses) if n in placed else (start, end)
+    pause_starts = [quiet_from for quiet_from, _ in pauses]
+    return [_outside_pauses(*placed[n], pauses, pause_starts) if n in placed else (start, end)
             for n, (start, end) in enumerate(zip(starts, ends))]
 
 
-def _outside_pauses(start: float, end: float, pauses: list[tuple[float, float]]) -> tuple[float, float]:
-    """A word's times moved out of the pauses they fall in: the acoustic model lets a word
-    take in some of the quiet before or after it (measured on the synthetic words joined
-    with pauses of bench/alignment.py: starts 25 ms off, 6 ms once moved)."""
-    starts = [quiet_from for quiet_from, _ in pauses]
-    before = bisect_right(starts, start) - 1
-    holding = bisect_left(starts, end) - 1
+def _outside_pauses(start: float, end: float, pauses: list[tuple[float, float]],
+                    pause_starts: list[float]) -> tuple[float, float]:
+    """A word's times moved out of the pauses they fall in (``pause_starts``: where each
+    of ``pauses`` starts): the acoustic model lets a word take in some of the quiet
+    before or after it (measured on the synthetic words joined with pauses of
+    bench/alignment.py: starts 25 ms off, 6 ms once moved)."""
+    before = bisect_right(pause_starts, start) - 1
+    holding = bisect_left(pause_starts, end) - 1
     starts_quiet = before >= 0 and start < pauses[before][1]
     ends_quiet = holding >= 0 and end <= pauses[holding][1]
     if starts_quiet and ends_quiet and before == holding:
@@ -121,9 +123,10 @@ def keep_out_of_pauses(segments: list[Segment], samples: np.ndarray) -> None:
     the quiet the clip leaves: measured on jfk's hand-labelled ends, 116 ms late (median)
     without this."""
     pauses = find_pauses(samples, SAMPLE_RATE)
+    pause_starts = [quiet_from for quiet_from, _ in pauses]
     for segment in segments:
         for word in segment.words:
-            word.start, word.end = _outside_pauses(word.start, word.end, pauses)
+            word.start, word.end = _outside_pauses(word.start, word.end, pauses, pause_starts)
 
 
 def refine_starts(starts: list[float], ends: list[float],

@@ -88,9 +88,12 @@ def test_a_word_is_kept_out_of_the_recordings_pauses():
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
     samples = np.concatenate([tone, np.zeros(SAMPLE_RATE // 2, np.float32), tone])
     segment = Segment(0, 0.1, 2.4, "one two", words=[Word("one", 0.1, 1.3, 1.0), Word("two", 1.4, 2.4, 1.0)])
-    keep_out_of_pauses([segment], samples)
+    # A word all inside the silence is taken for a soft word: its times are kept.
+    soft = Segment(1, 1.1, 1.3, "uh", words=[Word("uh", 1.1, 1.3, 1.0)])
+    keep_out_of_pauses([segment, soft], samples)
     assert [w.start for w in segment.words] == pytest.approx([0.1, 1.5], abs=0.011)
     assert [w.end for w in segment.words] == pytest.approx([1.0, 2.4], abs=0.011)
+    assert (soft.words[0].start, soft.words[0].end) == (1.1, 1.3)
 
 
 # --- English words placed by the acoustic model (pocketsphinx, no whisper) ---------------
