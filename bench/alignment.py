@@ -44,8 +44,9 @@ Methods, each timing the same file:
 
 - podarchive run (no correction): the transcript as published when nobody corrects it
   (transcribe.transcribe_episode: whisper's words refined on the sound, English ones
-  placed by the acoustic model, cleaned as stored); only the words it recognised (matched on folded text) are counted, so its n
-  is smaller where it misheard. Targets for its starts: TARGETS.
+  placed by the acoustic model, cleaned as stored); only the words it recognised
+  (matched on folded text) are counted, so its n is smaller where it misheard. Targets
+  for its starts: TARGETS.
 - bare faster-whisper: WhisperModel.transcribe(word_timestamps=True, vad_filter=True).
 - forced alignment (correction): the true text aligned as the align stage aligns a
   producer's correction (align.ForcedAligner).
