@@ -140,7 +140,7 @@ def timing_worker(archive: Path, output: Path) -> None:
     from pipeline.cli import cli
 
     spent = 0.0
-    refine = transcribe._on_sound
+    refine = transcribe._on_pauses
 
     def counted(*arguments):
         nonlocal spent
@@ -154,7 +154,7 @@ def timing_worker(archive: Path, output: Path) -> None:
     refining = []
     for placed in (True, False) * 2:
         acoustic.LANGUAGES = languages if placed else frozenset()
-        transcribe._on_sound = counted
+        transcribe._on_pauses = counted
         spent = 0.0
         began = time.perf_counter()
         cli(["--archive", str(archive), "transcribe", "--force"], standalone_mode=False)

@@ -43,7 +43,8 @@ from .timing import (
     SpeechActivity,
     clean_word_times,
     keep_out_of_pauses,
-    timed_on_sound,
+    placed_by_voice,
+    timed_on_pauses,
 )
 
 # Long recordings go through the model this many seconds at a time (memory stays
@@ -54,8 +55,10 @@ CUT_SEARCH_SECONDS = 30
 # changes, transcripts made the old way are transcribed again. 2: each passage lifted to
 # speech level, one language a decoding window, regions left without words decoded
 # again on their own and the rest recorded as gaps. 3: regions with under one and a half
-# words a second of speech decoded again (MIN_WORDS_PER_SECOND), not under one.
-SPEECH_REGIONS_METHOD = 3
+# words a second of speech decoded again (MIN_WORDS_PER_SECOND), not under one. 4: regions
+# judged before English words are placed by the acoustic model, which left a region
+# holding only an "uh" without a word, to be decoded again into a word nobody said.
+SPEECH_REGIONS_METHOD = 4
 REVIEWED_NOTICE = "reviewed by a producer: never overwritten"
 # transcript.json's options: how its voices were found (pipeline/speakers.py).
 SPEAKERS = "speakers"
@@ -605,6 +608,7 @@ class _Decoder:
         windows = decoding_windows(regions)
         pieces = [piece for found in self._decode_all(audio, windows, advance) for piece in found]
         pieces, gaps = self._guard(audio, regions, pieces)
+        _place_by_voice(pieces, audio, regions)
         keep_out_of_pauses(pieces, audio)
         advance(len(audio) / SAMPLE_RATE - sum(region.seconds for region in regions))
         return _runs_of_one_language(pieces), gaps
@@ -707,7 +711,7 @@ class _Decoder:
                 np.ascontiguousarray(np.asarray(encoder_output)[mine]))
             whisper.add_word_timestamps([outputs[n] for n in mine], tokenizer, encoded, [sizes[n] for n in mine],
                                         PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
-        return [[] if quiet else _placed(window, _on_sound(output[0].get("words", []), clip, window[0].language),
+        return [[] if quiet else _placed(window, _on_pauses(output[0].get("words", []), clip),
                                           window[0].language)
                 for window, output, quiet, clip in zip(batch, outputs, silent, clips)]
 
@@ -755,25 +759,50 @@ class _Decoder:
     def _alone(self, audio: np.ndarray, region: Region) -> list[Segment]:
         """``region`` decoded on its own, sequentially (whisper's timestamps and fallbacks)."""
         clip = audio[int(region.start * SAMPLE_RATE):int(region.end * SAMPLE_RATE)]
-        found, info = self.whisper.transcribe(
+        found, _ = self.whisper.transcribe(
             clip, language=region.language or None, beam_size=self.beam_size, word_timestamps=True,
             vad_filter=False, condition_on_previous_text=False, hotwords=self.hotwords)
-        words = _on_sound([{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
-                           for part in found for w in part.words or []], clip, info.language)
+        words = _on_pauses([{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                           for part in found for w in part.words or []], clip)
         piece = _piece("", 0.0, region.seconds, [(w["word"], w["start"], w["end"], w["probability"]) for w in words],
                        region.language)
         _move(piece, region.start)
         return [piece] if piece.words else []
 
 
-def _on_sound(found_words: list[dict], clip: np.ndarray, language: str | None) -> list[dict]:
+def _on_pauses(found_words: list[dict], clip: np.ndarray) -> list[dict]:
     """Whisper's words (dicts with start and end in seconds of ``clip``) moved to where
-    they sound, as forced alignment moves them (timing.timed_on_sound)."""
+    they sound: starts after the pauses, ends where the sound stops (timing.timed_on_pauses)."""
     if not found_words:
         return found_words
-    times = timed_on_sound([word["word"] for word in found_words], [word["start"] for word in found_words],
-                           [word["end"] for word in found_words], clip, language)
+    times = timed_on_pauses([word["start"] for word in found_words], [word["end"] for word in found_words], clip)
     return [{**word, "start": start, "end": end} for word, (start, end) in zip(found_words, times)]
+
+
+def _place_by_voice(pieces: list[Segment], audio: np.ndarray, regions: list[Region]) -> None:
+    """The words of ``pieces`` placed by the acoustic model of their language, where there
+    is one (timing.placed_by_voice), on the audio whisper decoded them from: each
+    decoding window's regions joined (a word is placed among its neighbours, even where
+    its estimated times put it in the next region).
+
+    Done once the guard has run (_Decoder._guard), on the times it judged: precise ends
+    leave a region holding only a filler ("uh", which whisper does not write) without a
+    word, and the guard had it decoded again, where whisper made up a word.
+    """
+    spoken = _words(pieces)
+    for window in decoding_windows(regions):
+        words = sorted(((word, region) for region in window for word in words_in(region, spoken)),
+                       key=lambda item: item[0].start)
+        if not words:
+            continue
+        clip_starts = dict(zip(map(id, window), np.cumsum([0.0, *(region.seconds for region in window[:-1])])))
+        clip = np.concatenate([audio[int(r.start * SAMPLE_RATE):int(r.end * SAMPLE_RATE)] for r in window])
+        times = placed_by_voice([word.text for word, _ in words],
+                                [(word.start - region.start + clip_starts[id(region)],
+                                  word.end - region.start + clip_starts[id(region)]) for word, region in words],
+                                clip, window[0].language)
+        for (word, _), (start, end) in zip(words, times):
+            _, word.start, word.end = _in_recording(window, start, end)
 
 
 def _runs_of_one_language(pieces: list[Segment]) -> list[Segment]:
@@ -806,15 +835,22 @@ def _placed(window: list[Region], found_words: list[dict], language: str) -> lis
     out (as faster-whisper's batched pipeline does): a word belongs to the region its
     middle falls in, and moves by that region's place in the recording.
     """
-    starts = np.cumsum([0.0, *(region.seconds for region in window[:-1])])
     by_region: list[list[tuple]] = [[] for _ in window]
     for word in found_words:
-        n = max(0, int(np.searchsorted(starts, (word["start"] + word["end"]) / 2, side="right")) - 1)
-        region, shift = window[n], window[n].start - starts[n]
-        by_region[n].append((word["word"], min(max(word["start"] + shift, region.start), region.end),
-                             min(max(word["end"] + shift, region.start), region.end), word["probability"]))
+        n, start, end = _in_recording(window, word["start"], word["end"])
+        by_region[n].append((word["word"], start, end, word["probability"]))
     pieces = [_piece("", region.start, region.end, words, language) for region, words in zip(window, by_region)]
     return [_of_words(piece.words, language) for piece in pieces if piece.words]
+
+
+def _in_recording(window: list[Region], start: float, end: float) -> tuple[int, float, float]:
+    """A word's times in seconds of ``window``'s regions joined, as the region it belongs
+    to (the one its middle falls in: its index in ``window``) and its times in the
+    recording, moved by that region's place there and kept inside it."""
+    starts = np.cumsum([0.0, *(region.seconds for region in window[:-1])])
+    n = max(0, int(np.searchsorted(starts, (start + end) / 2, side="right")) - 1)
+    region, shift = window[n], window[n].start - starts[n]
+    return n, min(max(start + shift, region.start), region.end), min(max(end + shift, region.start), region.end)
 
 
 def _of_words(words: list[Word], language: str) -> Segment:

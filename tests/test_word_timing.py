@@ -197,3 +197,27 @@ def test_a_transcript_timed_the_old_way_is_timed_again_not_transcribed_again(tra
     assert np.median(errors_ms(published_words(root), "start")) <= 60
     again = runner.invoke(cli, ["--archive", str(root), "align"])
     assert "1 episode(s) up to date" in again.output, again.output
+
+
+@pytest.mark.model
+def test_a_stretch_holding_only_a_filler_is_not_decoded_again(tmp_path):
+    # MFA's cold_corpus: "... that I did not say in the original one, uh, and here's a long
+    # pause". Whisper writes no "uh" in its windows, as everywhere else. Once the words
+    # around it were placed precisely, the filler's stretch of speech (a region of its own)
+    # was left without a word and decoded again alone, where whisper wrote "Uh..." here,
+    # and made up a word ("He") on the same audio in a longer recording.
+    recording = REPO / "tests" / "data" / "word-alignments" / "mfa" / "cold_corpus.flac"
+    reference = json.loads(recording.with_name("cold_corpus.words.json").read_text(encoding="utf-8"))["words"]
+    root = copy_archive(tmp_path, slugs=[])
+    folder = root / "episodes" / "cold"
+    folder.mkdir()
+    shutil.copy(recording, folder / recording.name)
+    (folder / "episode.toml").write_text(
+        f'title = "A cold"\ndate = 2025-06-01\nlanguage = "en"\naudio = "{recording.name}"\n', "utf-8")
+    result = CliRunner().invoke(cli, ["--archive", str(root), "transcribe"])
+    assert result.exit_code == 0, result.output
+    words = [word for segment in read_transcript(folder / "transcript.json").segments for word in segment.words]
+    assert len(words) >= 0.8 * sum(w["word"] not in ("uh", "um") for w in reference), [w.text for w in words]
+    filler = next(w for w in reference if w["word"] == "uh" and w["start"] > 17)  # 17.78-18.32, then 1.3 s quiet
+    inside = [(w.text, w.start, w.end) for w in words if filler["start"] <= (w.start + w.end) / 2 <= filler["end"]]
+    assert inside == [], inside
