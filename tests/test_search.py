@@ -464,3 +464,12 @@ def test_a_word_matched_by_more_segments_than_are_scored_still_gives_hits(archiv
     monkeypatch.setattr(search_module, "MOST_SCORED", 2)
     hits = texts(archive, "chanteuse")
     assert len(hits) == 2 and all("chanteuse" in hit.lower() for hit in hits)
+
+
+def test_a_query_of_stop_words_alone_is_ranked_among_fewer_segments(archive, monkeypatch):
+    everywhere = texts(archive, "la")
+    assert len(everywhere) >= 2
+    monkeypatch.setattr(search_module, "MOST_SCORED_COMMON", 1)
+    assert len(texts(archive, "la")) == 1
+    assert len(texts(archive, "la de")) == 1
+    assert len(texts(archive, "chanteuse")) >= 2  # not a stop word: every match ranked
