@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 
 from pipeline import layout
+from pipeline.embedded_model import usable_cores
 from pipeline.formats import timestamp
 from pipeline.search import WhooshEngine
 
@@ -111,7 +112,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(root: Path, port: int, workers: int = 1) -> subprocess.Popen:
+def start_server(root: Path, port: int, workers: int) -> subprocess.Popen:
     server = subprocess.Popen([sys.executable, "-m", "pipeline", "--archive", str(root), "serve", "--port", str(port),
                                "--workers", str(workers)],
                               cwd=HERE.parent, stdout=subprocess.DEVNULL)
@@ -181,7 +182,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
+    parser.add_argument("--workers", type=int, default=usable_cores(),
+                        help="server processes (serve --workers; default, as serve's: one per core)")
     parser.add_argument("--keep", type=Path, help="a folder to build the archive in once, and reuse after")
     args = parser.parse_args()
     rng = random.Random(args.seed)

@@ -13,6 +13,7 @@ import click
 from . import __version__, build, create, layout
 from .archive import COMPUTE_TYPES, DEVICES, parse_moment
 from .cluster import Cluster
+from .embedded_model import usable_cores
 from .errors import PodarchiveError
 from .formats import clock
 from .model import Status
@@ -455,8 +456,8 @@ def clip(ctx, slug, start, end, output) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="The address to listen on (0.0.0.0: every interface; a reverse proxy is better).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Server processes: searches run one at a time in each (one per core).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Server processes, each searching one query at a time [default: one per core].")
 @click.pass_context
 def serve(ctx, host, port, workers) -> None:
     """Serve the website of feed/ with search, at http://HOST:PORT/, until Ctrl+C.
@@ -473,7 +474,7 @@ def serve(ctx, host, port, workers) -> None:
                    "to publish the website (serving anyway)", err=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving {web.site_header(root).title} at http://{shown}:{port}/ (Ctrl+C to stop)")
-    web.serve(root, host, port, workers=workers)
+    web.serve(root, host, port, workers=workers or usable_cores())
 
 
 @cli.group()

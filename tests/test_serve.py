@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from pipeline import serve as serve_module
 from pipeline.cli import cli
+from pipeline.embedded_model import usable_cores
 from pipeline.serve import HEADERS, MAX_QUERY_CHARS, SOURCES_SEEN_WITHIN
 
 from conftest import copy_archive, running_server
@@ -175,7 +176,7 @@ def test_the_cli_warns_when_the_site_is_not_published_yet(tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert "run `podarchive run` first" in result.stderr
     assert "Serving archive at http://127.0.0.1:8123/ (Ctrl+C to stop)" in result.stdout
-    assert served == [((root, "127.0.0.1", 8123), {"workers": 1})]
+    assert served == [((root, "127.0.0.1", 8123), {"workers": usable_cores()})]
 
 
 # --- On the transcribed bundled archive --------------------------------------------------------
