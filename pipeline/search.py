@@ -52,6 +52,7 @@ from whoosh import collectors, scoring, writing
 from whoosh import index as whoosh_index
 from whoosh import query as q
 from whoosh.analysis import SpaceSeparatedTokenizer, StopFilter
+from whoosh.codec import whoosh3
 from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.lang import has_stemmer, stemmer_for_language
 from whoosh.lang.stopwords import stoplists
@@ -695,6 +696,45 @@ class _BM25F(scoring.BM25F):
         if searcher.is_atomic() and isinstance(scorer, scoring.BM25FScorer):  # one segment's
             scorer.dfl = _field_lengths(searcher.reader(), fieldname).__getitem__
         return scorer
+
+
+class _DecodedBlocks:
+    """whoosh's posting blocks kept decoded, the last KEPT_BLOCKS read in this process.
+
+    whoosh inflates and unpickles a block of 128 postings each time a query reads it:
+    measured on bench/serve.py's archive (100,000 segments), a fifth of a search's time,
+    spent again on the same blocks of the same common words and pairs by every query.
+    A segment's posting file is written once under a random name and never changed
+    (deletions are kept apart, merges write new segments), so a block is known by the
+    file's name and its place in it.
+    """
+
+    KEPT_BLOCKS = 8_000  # about 4 KB each decoded: 30 MB
+    whoosh_read_data = staticmethod(whoosh3.W3LeafMatcher._read_data)
+
+    def __init__(self):
+        self._blocks: OrderedDict[tuple[str, int], tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read_data(self, matcher) -> None:
+        """W3LeafMatcher._read_data, from the kept blocks where it can."""
+        key = (matcher._postfile._name, matcher._dataoffset)
+        with self._lock:
+            data = self._blocks.get(key)
+            if data is not None:
+                self._blocks.move_to_end(key)
+        if data is None:
+            self.whoosh_read_data(matcher)
+            with self._lock:
+                self._blocks[key] = matcher._data
+                while len(self._blocks) > self.KEPT_BLOCKS:
+                    self._blocks.popitem(last=False)
+        else:
+            matcher._data = data
+
+
+_DECODED_BLOCKS = _DecodedBlocks()
+whoosh3.W3LeafMatcher._read_data = lambda matcher: _DECODED_BLOCKS.read_data(matcher)
 
 
 # A segment's field lengths never change (deleting documents leaves them): kept by

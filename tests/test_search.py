@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from whoosh import index as whoosh_index
 from whoosh import scoring
+from whoosh.codec import whoosh3
 
 from pipeline import search as search_module
 from pipeline.archive import load_archive
@@ -473,3 +474,18 @@ def test_a_query_of_stop_words_alone_is_ranked_among_fewer_segments(archive, mon
     assert len(texts(archive, "la")) == 1
     assert len(texts(archive, "la de")) == 1
     assert len(texts(archive, "chanteuse")) >= 2  # not a stop word: every match ranked
+
+
+def test_posting_blocks_kept_decoded_find_what_whoosh_reads_itself(archive, monkeypatch):
+    queries = ["liberation", "chanteuse libre", '"chanteuse libre"', "country OR connected", "la", "la de"]
+    kept = [search(archive, query) for query in queries]
+    read = []
+    whoosh_reads = search_module._DecodedBlocks.whoosh_read_data
+    monkeypatch.setattr(search_module._DecodedBlocks, "whoosh_read_data",
+                        staticmethod(lambda matcher: read.append(matcher) or whoosh_reads(matcher)))
+    again = [search(archive, query) for query in queries]
+    assert read == []  # every block from those kept
+    search_module.forget_open_archives()
+    monkeypatch.setattr(whoosh3.W3LeafMatcher, "_read_data", search_module._DecodedBlocks.whoosh_read_data)
+    assert [search(archive, query) for query in queries] == kept == again
+    search_module.forget_open_archives()
