@@ -718,6 +718,9 @@ class _DecodedBlocks:
 
     def read_data(self, matcher) -> None:
         """W3LeafMatcher._read_data, from the kept blocks where it can."""
+        if matcher._postfile._name is None:  # a file whoosh did not name: nothing to know it by
+            self.whoosh_read_data(matcher)
+            return
         key = (matcher._postfile._name, matcher._dataoffset)
         with self._lock:
             data = self._blocks.get(key)
