@@ -608,7 +608,7 @@ class _Decoder:
         windows = decoding_windows(regions)
         pieces = [piece for found in self._decode_all(audio, windows, advance) for piece in found]
         pieces, gaps = self._guard(audio, regions, pieces)
-        _place_by_voice(pieces, audio, regions)
+        _place_by_voice(pieces, audio, windows)
         keep_out_of_pauses(pieces, audio)
         advance(len(audio) / SAMPLE_RATE - sum(region.seconds for region in regions))
         return _runs_of_one_language(pieces), gaps
@@ -779,30 +779,30 @@ def _on_pauses(found_words: list[dict], clip: np.ndarray) -> list[dict]:
     return [{**word, "start": start, "end": end} for word, (start, end) in zip(found_words, times)]
 
 
-def _place_by_voice(pieces: list[Segment], audio: np.ndarray, regions: list[Region]) -> None:
+def _place_by_voice(pieces: list[Segment], audio: np.ndarray, windows: list[list[Region]]) -> None:
     """The words of ``pieces`` placed by the acoustic model of their language, where there
-    is one (timing.placed_by_voice), on the audio whisper decoded them from: each
-    decoding window's regions joined (a word is placed among its neighbours, even where
-    its estimated times put it in the next region).
+    is one (timing.placed_by_voice), on the audio whisper decoded them from: each of the
+    decoding ``windows``' regions joined (a word is placed among its neighbours, even
+    where its estimated times put it in the next region).
 
     Done once the guard has run (_Decoder._guard), on the times it judged: precise ends
     leave a region holding only a filler ("uh", which whisper does not write) without a
     word, and the guard had it decoded again, where whisper made up a word.
     """
     spoken = _words(pieces)
-    for window in decoding_windows(regions):
-        words = sorted(((word, region) for region in window for word in words_in(region, spoken)),
+    for window in windows:
+        words = sorted(((word, n) for n, region in enumerate(window) for word in words_in(region, spoken)),
                        key=lambda item: item[0].start)
         if not words:
             continue
-        clip_starts = dict(zip(map(id, window), np.cumsum([0.0, *(region.seconds for region in window[:-1])])))
+        clip_starts = _clip_starts(window)
         clip = np.concatenate([audio[int(r.start * SAMPLE_RATE):int(r.end * SAMPLE_RATE)] for r in window])
+        shifts = [clip_starts[n] - window[n].start for _, n in words]
         times = placed_by_voice([word.text for word, _ in words],
-                                [(word.start - region.start + clip_starts[id(region)],
-                                  word.end - region.start + clip_starts[id(region)]) for word, region in words],
+                                [(word.start + shift, word.end + shift) for (word, _), shift in zip(words, shifts)],
                                 clip, window[0].language)
         for (word, _), (start, end) in zip(words, times):
-            _, word.start, word.end = _in_recording(window, start, end)
+            _, word.start, word.end = _in_recording(window, clip_starts, start, end)
 
 
 def _runs_of_one_language(pieces: list[Segment]) -> list[Segment]:
@@ -835,21 +835,28 @@ def _placed(window: list[Region], found_words: list[dict], language: str) -> lis
     out (as faster-whisper's batched pipeline does): a word belongs to the region its
     middle falls in, and moves by that region's place in the recording.
     """
+    clip_starts = _clip_starts(window)
     by_region: list[list[tuple]] = [[] for _ in window]
     for word in found_words:
-        n, start, end = _in_recording(window, word["start"], word["end"])
+        n, start, end = _in_recording(window, clip_starts, word["start"], word["end"])
         by_region[n].append((word["word"], start, end, word["probability"]))
     pieces = [_piece("", region.start, region.end, words, language) for region, words in zip(window, by_region)]
     return [_of_words(piece.words, language) for piece in pieces if piece.words]
 
 
-def _in_recording(window: list[Region], start: float, end: float) -> tuple[int, float, float]:
-    """A word's times in seconds of ``window``'s regions joined, as the region it belongs
-    to (the one its middle falls in: its index in ``window``) and its times in the
-    recording, moved by that region's place there and kept inside it."""
-    starts = np.cumsum([0.0, *(region.seconds for region in window[:-1])])
-    n = max(0, int(np.searchsorted(starts, (start + end) / 2, side="right")) - 1)
-    region, shift = window[n], window[n].start - starts[n]
+def _clip_starts(window: list[Region]) -> np.ndarray:
+    """Where each of ``window``'s regions starts once they are joined (seconds)."""
+    return np.cumsum([0.0, *(region.seconds for region in window[:-1])])
+
+
+def _in_recording(window: list[Region], clip_starts: np.ndarray, start: float,
+                  end: float) -> tuple[int, float, float]:
+    """A word's times in seconds of ``window``'s regions joined (each starting at
+    ``clip_starts``), as the region it belongs to (the one its middle falls in: its index
+    in ``window``) and its times in the recording, moved by that region's place there and
+    kept inside it."""
+    n = max(0, int(np.searchsorted(clip_starts, (start + end) / 2, side="right")) - 1)
+    region, shift = window[n], window[n].start - clip_starts[n]
     return n, min(max(start + shift, region.start), region.end), min(max(end + shift, region.start), region.end)
 
 
