@@ -12,7 +12,7 @@ recording of about two minutes assembled from them:
 all with the embedded whisper base model, int8. Prints wall time, real-time factor,
 peak memory (the process's maximum resident set) and word error rate, the ratios
 (a)/(c) and (b)/(c), and what timing the words on the sound adds to (c), on these and on
-an English recording of about four minutes (where the acoustic model places every
+an English recording of about seven minutes (where the acoustic model places every
 word). `--hour` adds a one-hour recording through (c) alone, for memory.
 
     python bench/transcribe.py [--hour]
@@ -305,7 +305,7 @@ def timing_cost(archive: Path, folder: Path, env: dict) -> None:
 
 
 def english_archive(folder: Path) -> list[dict]:
-    """One English recording of about four minutes assembled from the repository's clips."""
+    """One English recording of about seven minutes assembled from the repository's clips (twice over)."""
     empty_archive(folder)
     pieces = [REPO / "episodes/kennedy-inaugural-1961/jfk.flac", REPO / "tests/data/clips/sonnet001.mp3",
               REPO / "tests/data/clips/three-speakers-en.wav",

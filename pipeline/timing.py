@@ -88,27 +88,32 @@ def timed_on_sound(words: list[str], starts: list[float], ends: list[float], cli
     """(start, end) of each of ``words`` in ``clip`` (16 kHz), from whisper's cross-
     attention times ``starts`` and ``ends``: refined on the pauses, then, in a language
     with an acoustic model, where that model places each word, kept out of the pauses."""
-    refined = timed_on_pauses(starts, ends, clip)
-    return placed_by_voice(words, refined, clip, language)
+    pauses = find_pauses(clip, SAMPLE_RATE)
+    return placed_by_voice(words, _refined(starts, ends, pauses, len(clip) / SAMPLE_RATE), clip, language, pauses)
 
 
 def timed_on_pauses(starts: list[float], ends: list[float], clip: np.ndarray) -> list[tuple[float, float]]:
     """(start, end) of each word in ``clip`` (16 kHz), from whisper's cross-attention times
     ``starts`` and ``ends``: starts after the pauses, ends where the sound stops."""
-    pauses = find_pauses(clip, SAMPLE_RATE)
+    return _refined(starts, ends, find_pauses(clip, SAMPLE_RATE), len(clip) / SAMPLE_RATE)
+
+
+def _refined(starts: list[float], ends: list[float], pauses: list[tuple[float, float]],
+             until: float) -> list[tuple[float, float]]:
     starts = refine_starts(starts, ends, pauses)
-    return list(zip(starts, refine_ends(starts, pauses, len(clip) / SAMPLE_RATE)))
+    return list(zip(starts, refine_ends(starts, pauses, until)))
 
 
 def placed_by_voice(words: list[str], times: list[tuple[float, float]], clip: np.ndarray,
-                    language: str | None) -> list[tuple[float, float]]:
+                    language: str | None, pauses: list[tuple[float, float]] | None = None) -> list[tuple[float, float]]:
     """``times`` (of ``words`` in ``clip``, 16 kHz) where the acoustic model of
-    ``language`` places each word, kept out of the clip's pauses; unchanged for a word it
-    does not place, or in a language without a model."""
+    ``language`` places each word, kept out of the clip's ``pauses`` (found when not
+    given); unchanged for a word it does not place, or in a language without a model."""
     placed = acoustic_times(clip, words, [start for start, _ in times], [end for _, end in times], language)
     if not placed:
         return times
-    pauses = find_pauses(clip, SAMPLE_RATE)
+    if pauses is None:
+        pauses = find_pauses(clip, SAMPLE_RATE)
     pause_starts = [quiet_from for quiet_from, _ in pauses]
     return [_outside_pauses(*placed[n], pauses, pause_starts) if n in placed else times[n]
             for n in range(len(times))]
