@@ -29,7 +29,7 @@ from .text import join_words
 VOICE_ENCODER = Path(__file__).parent / "data" / "voice-encoder.onnx"
 # How voices are found, recorded in transcript.json: a change finds them again (the
 # words are not transcribed again).
-DIARIZATION_METHOD = 1
+DIARIZATION_METHOD = 2
 # resemblyzer's features: 40 mel bands of 25 ms windows every 10 ms, heard 1.6 s at a
 # time ("partials"), each at -30 dBFS.
 MEL_BANDS = 40
@@ -46,6 +46,9 @@ PIECE_SECONDS = 3.0
 # Pieces shorter than this say little about a voice: they take the nearest voice found
 # by the longer ones.
 CLUSTERED_SECONDS = 1.0
+# A recording too short to hold as many pieces as the voices a producer counts is cut
+# finer (stereo_diarization.wav: two voices over 4.4 s without a pause, one piece).
+SHORT_PIECE_SECONDS = 1.5
 # Two voices whose mean embeddings are more alike than SAME_VOICE_SIMILARITY are one
 # voice. Chosen on bench/diarization.py's conversations (seeds 0-9) and checked on
 # others (seeds 10-19): 0.70 lay on a cliff (held out: DER 0.126, 19/30 counts right),
@@ -56,7 +59,10 @@ CLUSTERED_SECONDS = 1.0
 SAME_VOICE_SIMILARITY = 0.74
 MIN_SHARE = 0.03
 MIN_VOICE_SECONDS = 2.0
-FIRST_CUT_DISTANCE = 0.3
+# The first cut joins no two pieces that the merge would keep apart: at 0.3 it joined
+# stereo_diarization.wav's two halves (downmixed, 0.71 alike) before they were compared.
+# bench/diarization.py scores the same from 0.15 to 0.26.
+FIRST_CUT_DISTANCE = 1 - SAME_VOICE_SIMILARITY
 # Pieces clustered pairwise at most: beyond, the longest are, and the rest take the
 # nearest voice (memory grows with the square of the pieces).
 MAX_CLUSTERED_PIECES = 3000
@@ -152,10 +158,10 @@ def voice_embeddings(samples: np.ndarray, spans: list[tuple[float, float]]) -> n
     return _unit(embedded)
 
 
-def _pieces(words: list[Word]) -> list[list[int]]:
+def _pieces(words: list[Word], piece_seconds: float = PIECE_SECONDS) -> list[list[int]]:
     """Indices of ``words`` (in time order) grouped into pieces of one voice: runs without
-    a pause, a long run cut into pieces of about PIECE_SECONDS (measured: pieces of 1.5 to
-    4.5 s hear a voice more steadily than ones cut at 3 s, whose last bit is short)."""
+    a pause, a long run cut into pieces of about ``piece_seconds`` (measured: pieces of 1.5
+    to 4.5 s hear a voice more steadily than ones cut at 3 s, whose last bit is short)."""
     runs: list[list[int]] = []
     for n, word in enumerate(words):
         if runs and word.start - words[runs[-1][-1]].end < PAUSE_SECONDS:
@@ -165,7 +171,7 @@ def _pieces(words: list[Word]) -> list[list[int]]:
     pieces = []
     for run in runs:
         start, end = words[run[0]].start, words[run[-1]].end
-        count = max(1, round((end - start) / PIECE_SECONDS))
+        count = max(1, round((end - start) / piece_seconds))
         bounds = np.linspace(start, end, count + 1)[1:-1]
         cut = np.searchsorted(bounds, [(words[n].start + words[n].end) / 2 for n in run])
         pieces += [[n for n, part in zip(run, cut) if part == k] for k in range(count)]
@@ -239,15 +245,22 @@ def cluster_voices(embeddings: np.ndarray, seconds: np.ndarray, count: int | Non
     return labels
 
 
+def _seconds(words: list[Word], pieces: list[list[int]]) -> np.ndarray:
+    return np.array([max(words[piece[-1]].end - words[piece[0]].start, 0.01) for piece in pieces])
+
+
 def voices_of_words(samples: np.ndarray, words: list[Word], count: int | None = None) -> list[int]:
     """The voice saying each of ``words`` (in time order, seconds of ``samples``, 16-bit or
     float at 16 kHz), voices numbered from 0 in the order they are first heard."""
     if not words:
         return []
     pieces = _pieces(words)
-    spans = [(words[piece[0]].start, max(words[piece[-1]].end, words[piece[0]].start + 0.01)) for piece in pieces]
-    embeddings = voice_embeddings(samples, spans)
-    seconds = np.array([end - start for start, end in spans])
+    seconds = _seconds(words, pieces)
+    if count and np.count_nonzero(seconds >= CLUSTERED_SECONDS) < count:
+        pieces = _pieces(words, SHORT_PIECE_SECONDS)
+        seconds = _seconds(words, pieces)
+    embeddings = voice_embeddings(samples, [(words[piece[0]].start, words[piece[0]].start + length)
+                                            for piece, length in zip(pieces, seconds)])
     clustered = np.flatnonzero(seconds >= CLUSTERED_SECONDS)
     if len(clustered) > MAX_CLUSTERED_PIECES:
         clustered = np.sort(clustered[np.argsort(-seconds[clustered])[:MAX_CLUSTERED_PIECES]])

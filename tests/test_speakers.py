@@ -21,7 +21,14 @@ from pipeline.errors import PodarchiveError
 from pipeline.model import Segment, Transcript, Turn, Word
 from pipeline.privacy import public_view
 from pipeline.search import search
-from pipeline.speakers import SpeakerOptions, speaker_options, voice_names, voices_of_words
+from pipeline.speakers import (
+    SAME_VOICE_SIMILARITY,
+    SpeakerOptions,
+    cluster_voices,
+    speaker_options,
+    voice_names,
+    voices_of_words,
+)
 from pipeline.speech import at_speech_level, speech_regions
 from pipeline.transcribe import with_voices
 
@@ -169,8 +176,8 @@ JFK = REPO / "episodes" / "kennedy-inaugural-1961" / "jfk.flac"
 
 @pytest.fixture(scope="session")
 def conversations(tmp_path_factory):
-    """An archive of two short two-voice conversations, three-speakers-en.wav and one voice
-    listed as two persons, transcribed once."""
+    """An archive of two short two-voice conversations, three-speakers-en.wav, one voice
+    listed as two persons and stereo_diarization.wav downmixed, transcribed once."""
     root = copy_archive(tmp_path_factory.mktemp("voices"), ["kennedy-inaugural-1961"])
     references = {}
     for slug, first, second in (("ej-and-jfk", EJ_FRA, JFK),
@@ -180,6 +187,8 @@ def conversations(tmp_path_factory):
     _write_episode(root, "three-voices", _samples(CLIPS / "three-speakers-en.wav"), 'speakers = "auto"\n')
     one = np.concatenate(_regions(CLIPS / "sonnet001.mp3")[:6])
     _write_episode(root, "one-voice", one, TWO_PERSONS)
+    over_each_other = _samples(REPO / "episodes" / "two-voices-stereo" / "stereo_diarization.wav")
+    _write_episode(root, "over-each-other", over_each_other, "speakers = 2\n" + TWO_PERSONS)
     result = CliRunner().invoke(cli, ["--archive", str(root), "transcribe"])
     assert result.exit_code == 0, result.output
     return root, references, result.output
@@ -237,6 +246,14 @@ def test_one_voice_listed_as_two_persons_is_said(conversations):
     transcript = _transcript(root, "one-voice")
     assert {segment.speaker for segment in transcript.segments} == {"Interviewer"}
     assert "one-voice" in output and "2 persons listed, 1 voice heard" in output
+
+
+@pytest.mark.model
+def test_two_counted_voices_talking_over_each_other_are_both_named(conversations):
+    root, _, output = conversations
+    transcript = _transcript(root, "over-each-other")
+    assert [segment.speaker for segment in transcript.segments] == ["Interviewer", "Narrator"]
+    assert "over-each-other: transcribed 5.0 s\n" in output
 
 
 @pytest.mark.model
@@ -300,11 +317,21 @@ def test_silence_words_past_the_end_and_a_single_word_give_an_answer():
     assert voices_of_words(silence, []) == []
 
 
-def test_voices_talking_over_each_other_give_one_voice_per_word():
+def test_voices_talking_over_each_other_without_a_pause_are_as_many_as_counted():
     audio = _samples(REPO / "episodes" / "two-voices-stereo" / "stereo_diarization.wav")
-    words = _every(0.3, len(audio) / SAMPLE_RATE)
+    # As whisper times it: words from 0.3 to 4.7 s without a pause, a single piece of speech.
+    words = [word for word in _every(0.3, len(audio) / SAMPLE_RATE) if word.start >= 0.3]
     voices = voices_of_words(audio, words, count=2)
-    assert len(voices) == len(words) and set(voices) == {0, 1}  # heard as one voice when not counted
+    assert len(voices) == len(words) and set(voices) == {0, 1}
+    assert voices == sorted(voices)  # one turn each
+
+
+@pytest.mark.parametrize("similarity, voices", [(SAME_VOICE_SIMILARITY - 0.03, 2), (SAME_VOICE_SIMILARITY + 0.02, 1)])
+def test_two_pieces_are_one_voice_only_when_more_alike_than_one_voice(similarity, voices):
+    embeddings = np.zeros((2, 256), np.float32)
+    embeddings[0, 0] = 1.0
+    embeddings[1, :2] = similarity, np.sqrt(1 - similarity ** 2)
+    assert len(set(cluster_voices(embeddings, np.array([2.5, 2.5])))) == voices
 
 
 def test_a_withheld_persons_name_leaves_the_public_view_with_diarizations_turns(tmp_path):
