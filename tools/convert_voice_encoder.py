@@ -5,7 +5,8 @@
     python tools/convert_voice_encoder.py Resemblyzer-0.1.4-py3-none-any.whl pipeline/data/voice-encoder.onnx
 
 The wheel's ``resemblyzer/pretrained.pt`` is a legacy (non-zip) torch pickle: read here
-without torch, by an unpickler that knows only the four names such a checkpoint uses.
+without torch, by tools/torch_checkpoint.py, whose unpickler knows only the four names
+such a checkpoint uses.
 The network (a 3-layer LSTM of 256 units over 40 mel bands, a 256x256 projection, ReLU,
 L2 norm: resemblyzer/voice_encoder.py) becomes ONNX operators with its weights stored as
 float16, so onnxruntime, which faster-whisper already installs, runs it.
@@ -13,69 +14,16 @@ float16, so onnxruntime, which faster-whisper already installs, runs it.
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import io
-import pickle
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
+from torch_checkpoint import arrays, read_legacy_checkpoint
 
-STORAGE_TYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "LongStorage": np.int64}
 LAYERS = 3
 HIDDEN = 256
-
-
-class _Storage:
-    def __init__(self, dtype, numel: int):
-        self.dtype, self.numel, self.data = dtype, numel, None
-
-
-class _Tensor:
-    def __init__(self, storage: _Storage, offset: int, size, stride):
-        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
-
-    def array(self) -> np.ndarray:
-        item = self.storage.data.itemsize
-        return np.lib.stride_tricks.as_strided(
-            self.storage.data[self.offset:], self.size, [step * item for step in self.stride]).copy()
-
-
-class _CheckpointUnpickler(pickle.Unpickler):
-    def __init__(self, file):
-        super().__init__(file)
-        self.storages: dict[str, _Storage] = {}
-
-    def find_class(self, module, name):
-        if (module, name) in {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}:
-            return lambda storage, offset, size, stride, *_: _Tensor(storage, offset, size, stride)
-        if module == "torch" and name in STORAGE_TYPES:
-            return name
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        raise pickle.UnpicklingError(f"{module}.{name} is not part of a weights checkpoint")
-
-    def persistent_load(self, saved_id):
-        kind, storage_type, key, _location, numel, view = saved_id
-        if kind != "storage" or view is not None:
-            raise pickle.UnpicklingError(f"unexpected persistent id {saved_id!r}")
-        return self.storages.setdefault(key, _Storage(STORAGE_TYPES[storage_type], numel))
-
-
-def read_legacy_checkpoint(data: bytes) -> dict:
-    """The object a legacy torch.save wrote, tensors as numpy arrays in its 'model_state'."""
-    file = io.BytesIO(data)
-    for _header in range(3):  # magic number, protocol version, sizes of C types
-        pickle.load(file)
-    unpickler = _CheckpointUnpickler(file)
-    checkpoint = unpickler.load()
-    for key in pickle.load(file):
-        storage = unpickler.storages[key]
-        numel = int(np.frombuffer(file.read(8), "<i8")[0])
-        storage.data = np.frombuffer(file.read(numel * np.dtype(storage.dtype).itemsize), storage.dtype)
-    return {name: tensor.array() for name, tensor in checkpoint["model_state"].items()}
 
 
 def _onnx_gates(matrix: np.ndarray) -> np.ndarray:
@@ -129,7 +77,7 @@ def main(wheel: str, output: str) -> None:
     with zipfile.ZipFile(wheel) as archive:
         data = archive.read("resemblyzer/pretrained.pt")
     print(f"pretrained.pt sha256 {hashlib.sha256(data).hexdigest()}")
-    model = encoder_model(read_legacy_checkpoint(data))
+    model = encoder_model(arrays(read_legacy_checkpoint(data)["model_state"]))
     onnx.checker.check_model(model)
     onnx.save(model, output)
     print(f"{output}: {Path(output).stat().st_size} bytes, sha256 {hashlib.sha256(Path(output).read_bytes()).hexdigest()}")
