@@ -11,9 +11,10 @@ the assembled recording, cut into 0.4 s stand-ins for words, with no count given
 Prints, per voice count: diarization error rate with a 0.25 s collar (missed, false
 alarm and confused speech over the reference speech, voices mapped one to one), and
 how often the count is right; then the counts found in three-speakers-en.wav,
-stereo_diarization.wav downmixed to mono, and single voices; then, on a one-hour
-two-voice recording, the time and peak memory diarization adds, and on a --minutes
-recording the share of `transcribe`'s time that diarization takes.
+stereo_diarization.wav downmixed to mono, and single voices; then, on one-hour
+recordings of two voices and of one (heard again by the segmentation model, where a
+second voice may hide), the time and peak memory diarization adds, and on a --minutes
+two-voice recording the share of `transcribe`'s time that diarization takes.
 
     python bench/diarization.py [--seeds 10] [--first-seed 0] [--minutes 8]
 """
@@ -39,7 +40,7 @@ sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(
 
 from pipeline.audio import SAMPLE_RATE, as_float, decode, probe
 from pipeline.model import Word
-from pipeline.speakers import voices_of_words
+from pipeline.speakers import voices_heard_together, voices_of_words
 from pipeline.speech import at_speech_level, speech_regions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +92,7 @@ def conversation(voices: int, seconds: float, seed: int) -> tuple[np.ndarray, li
     while now < seconds:
         # Whoever has said least is likelier to speak next: every voice takes part (picked
         # evenly, a 4-voice conversation could leave a voice out or give it 1 s).
-        others = [name for name in names if name != speaker]
+        others = [name for name in names if name != speaker] or names
         speaker = rng.choices(others, weights=[1 / (1 + spoken[name]) for name in others])[0]
         backchannel = bool(turns) and rng.random() < 0.08
         target = rng.uniform(0.4, 0.9) if backchannel else rng.uniform(1, 20)
@@ -171,14 +172,17 @@ def _memory_mb(field: str) -> float:
         return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
 
 
-def _peak_memory_child(minutes: float) -> None:
-    """Run in a process of its own: diarize a two-voice recording held as 16-bit samples
-    (as transcription holds it), print seconds and the peak memory it adds in MB."""
-    audio, _ = conversation(2, minutes * 60, 1)
+def _peak_memory_child(minutes: float, voices: int) -> None:
+    """Run in a process of its own: diarize a recording of ``voices`` voices held as 16-bit
+    samples (as transcription holds it), print seconds and the peak memory it adds in MB.
+    One voice is also heard by the segmentation model, to check for a second."""
+    audio, _ = conversation(voices, minutes * 60, 1)
     words = speech_words(audio)
     samples16 = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
     del audio
-    voices_of_words(samples16[:SAMPLE_RATE * 30], words[:50])  # the encoder loaded, as transcription has whisper
+    # The models loaded, as transcription has whisper's
+    voices_of_words(samples16[:SAMPLE_RATE * 30], words[:50])
+    voices_heard_together(samples16[:SAMPLE_RATE * 10])
     with open("/proc/self/clear_refs", "w") as refs:  # the peak (VmHWM) starts again from here
         refs.write("5")
     before = _memory_mb("VmRSS")
@@ -241,9 +245,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=150, help="length of each conversation")
     parser.add_argument("--minutes", type=float, default=8, help="length of the recording transcribed")
     parser.add_argument("--hour-child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--child-voices", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hour_child:
-        _peak_memory_child(args.hour_child)
+        _peak_memory_child(args.hour_child, args.child_voices)
         return
 
     print("| voices | conversations | DER mean | DER pooled | DER worst | count right |")
@@ -276,9 +281,11 @@ def main() -> None:
         print(f"| {name} | {voices} | {len({who for *_, who in diarized(audio)})} "
               f"| {len({who for *_, who in diarized(audio, voices)})} |")
 
-    hour = subprocess.run([sys.executable, __file__, "--hour-child", "60"], check=True, capture_output=True,
-                          text=True).stdout.split()
-    print(f"\none hour, two voices ({hour[2]} s): diarization {hour[0]} s, peak memory added {hour[1]} MB")
+    print()
+    for voices, said in ((2, "two voices"), (1, "one voice, heard again by segmentation")):
+        hour = subprocess.run([sys.executable, __file__, "--hour-child", "60", "--child-voices", str(voices)],
+                              check=True, capture_output=True, text=True).stdout.split()
+        print(f"one hour, {said} ({hour[2]} s): diarization {hour[0]} s, peak memory added {hour[1]} MB")
     total, diarizing = transcription_seconds(args.minutes)
     print(f"transcribe, {args.minutes:g} min two-voice recording: {total:.1f} s, of which diarization "
           f"{diarizing:.1f} s: {100 * diarizing / (total - diarizing):.1f} % added to transcription")

@@ -3,7 +3,9 @@
 Words are grouped into pieces of speech (cut at pauses, and every PIECE_SECONDS); each
 piece is heard by resemblyzer's voice encoder (Apache-2.0, shipped converted to ONNX in
 pipeline/data, run by onnxruntime, which faster-whisper already installs) and the pieces
-are clustered by voice. Voices are named after the episode's persons in the order they
+are clustered by voice. pyannote's segmentation model (MIT, shipped the same way) hears
+how many people speak within each 10 s, talking over each other included: the voices
+found are never fewer. Voices are named after the episode's persons in the order they
 first speak, unless a person says when they can be heard (``voice_at``); voices beyond
 the persons are "Speaker 3", …; episode.toml's ``speakers`` table renames them.
 
@@ -27,6 +29,7 @@ from .model import Segment, Turn, Word
 from .text import join_words
 
 VOICE_ENCODER = Path(__file__).parent / "data" / "voice-encoder.onnx"
+SEGMENTATION = Path(__file__).parent / "data" / "segmentation.onnx"
 # How voices are found, recorded in transcript.json: a change finds them again (the
 # words are not transcribed again).
 DIARIZATION_METHOD = 2
@@ -63,6 +66,18 @@ MIN_VOICE_SECONDS = 2.0
 # stereo_diarization.wav's two halves (downmixed, 0.71 alike) before they were compared.
 # bench/diarization.py scores the same from 0.15 to 0.26.
 FIRST_CUT_DISTANCE = 1 - SAME_VOICE_SIMILARITY
+# pyannote's segmentation-3.0 hears 10 s chunks, and in each frame which of up to three
+# local speakers talk (seven "powerset" classes: nobody, one, or two at once).
+CHUNK_SECONDS = 10.0
+SEGMENTATION_FRAME_SECONDS = 0.016875
+POWERSET = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], bool)
+CHUNKS_AT_ONCE = 4  # 60 MB at a time; 32 took 340 MB, for an eighth less time
+# A local speaker heard this long within one chunk is a voice of its own. Measured: on
+# bench/diarization.py's conversations (seeds 10-19) it never counted more voices than
+# a conversation holds, and on 11 single-voice recordings it heard no second voice (at
+# 0.5 s it counted 3 in two 2-voice conversations); stereo_diarization.wav's second
+# voice, under the first, is heard for 2.1 s.
+LOCAL_SPEAKER_SECONDS = 1.0
 # Pieces clustered pairwise at most: beyond, the longest are, and the rest take the
 # nearest voice (memory grows with the square of the pieces).
 MAX_CLUSTERED_PIECES = 3000
@@ -106,6 +121,33 @@ def _encoder():
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(str(VOICE_ENCODER), options, providers=["CPUExecutionProvider"])
+
+
+@cache
+def _segmentation():
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(SEGMENTATION), options, providers=["CPUExecutionProvider"])
+
+
+def voices_heard_together(samples: np.ndarray) -> int:
+    """The most people segmentation hears speak within one 10 s chunk of ``samples``
+    (16-bit or float, 16 kHz), at least 1. Chunks do not overlap: this is a floor under
+    the count, not a search for every turn (about 18 s for an hour on two cores)."""
+    width = int(CHUNK_SECONDS * SAMPLE_RATE)
+    starts = range(0, max(len(samples), 1), width)
+    most = 1
+    for first in range(0, len(starts), CHUNKS_AT_ONCE):
+        chunks = np.zeros((len(starts[first:first + CHUNKS_AT_ONCE]), 1, width), np.float32)
+        for row, start in enumerate(starts[first:first + CHUNKS_AT_ONCE]):
+            chunk = as_float(samples[start:start + width])
+            chunks[row, 0, :len(chunk)] = chunk
+        classes = _segmentation().run(None, {"waveforms": chunks})[0].argmax(-1)
+        seconds = POWERSET[classes].sum(axis=1) * SEGMENTATION_FRAME_SECONDS  # (chunk, local speaker)
+        most = max(most, int((seconds >= LOCAL_SPEAKER_SECONDS).sum(axis=1).max()))
+    return most
 
 
 @cache
@@ -264,9 +306,14 @@ def voices_of_words(samples: np.ndarray, words: list[Word], count: int | None = 
     clustered = np.flatnonzero(seconds >= CLUSTERED_SECONDS)
     if len(clustered) > MAX_CLUSTERED_PIECES:
         clustered = np.sort(clustered[np.argsort(-seconds[clustered])[:MAX_CLUSTERED_PIECES]])
+    found = cluster_voices(embeddings[clustered], seconds[clustered], count) if len(clustered) >= 2 else np.zeros(1, int)
+    # Voices too alike for the encoder, or talking over each other: there are at least as
+    # many as are heard together. Only checked where one voice was found: on
+    # bench/diarization.py's conversations of 2 to 4 voices it never changed a count.
+    if count is None and found.max() == 0 and (together := voices_heard_together(samples)) > 1:
+        return voices_of_words(samples, words, together)
     if len(clustered) < 2:
         return [0] * len(words)
-    found = cluster_voices(embeddings[clustered], seconds[clustered], count)
     labels = np.argmax(embeddings @ _centroids(embeddings[clustered], seconds[clustered], found).T, axis=1)
     labels[clustered] = found
     first_heard = {voice: n for n, voice in enumerate(dict.fromkeys(labels.tolist()))}
