@@ -3,9 +3,9 @@
 Words are grouped into pieces of speech (cut at pauses, and every PIECE_SECONDS); each
 piece is heard by resemblyzer's voice encoder (Apache-2.0, shipped converted to ONNX in
 pipeline/data, run by onnxruntime, which faster-whisper already installs) and the pieces
-are clustered by voice. pyannote's segmentation model (MIT, shipped the same way) hears
-how many people speak within each 10 s, talking over each other included: the voices
-found are never fewer. Voices are named after the episode's persons in the order they
+are clustered by voice. Where they come out as one voice, pyannote's segmentation model
+(MIT, shipped the same way) listens for people speaking within the same 10 s, talking
+over each other included: the voices are at least as many as it hears. Voices are named after the episode's persons in the order they
 first speak, unless a person says when they can be heard (``voice_at``); voices beyond
 the persons are "Speaker 3", …; episode.toml's ``speakers`` table renames them.
 
