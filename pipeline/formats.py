@@ -19,7 +19,7 @@ from . import layout
 from .cues import build_cues, named_lines
 from .model import Cue, Outcome, Segment, Status, Transcript
 from .privacy import PublicArchive, PublicEpisode, PublicView, each_episode, withdraw_file
-from .stamps import code_stamp
+from .stamps import code_stamp, file_state
 from .storage import dump_json, write_if_changed
 from .text import join_words
 
@@ -279,11 +279,4 @@ def _rendered_files(root: Path, episode: PublicEpisode) -> list[list[int] | None
     paths = [layout.transcript_file(root, episode.slug, name) for name in WRITERS]
     if episode.chapters:
         paths.append(layout.episode_dir(root, episode.slug) / layout.CHAPTERS_FILE)
-    found = []
-    for path in paths:
-        try:
-            stat = path.stat()
-            found.append([stat.st_size, stat.st_mtime_ns])
-        except OSError:
-            found.append(None)
-    return found
+    return [file_state(path) for path in paths]

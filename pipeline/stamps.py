@@ -27,17 +27,24 @@ STAMPS_FILE = ".podarchive.run.json"
 _PACKAGE = Path(__file__).resolve().parent
 
 
+def file_state(path: Path | str) -> list[int] | None:
+    """A file's size and modification time, which change when it is edited; None where it
+    is gone."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _files(folder: Path, root: Path) -> dict[str, list[int]]:
     found = {}
     for top, folders, names in os.walk(folder):
         folders[:] = sorted(name for name in folders if name != "__pycache__")
         for name in names:
             path = os.path.join(top, name)
-            try:
-                stat = os.stat(path)
-            except OSError:  # gone between listing and looking: it changed
-                continue
-            found[os.path.relpath(path, root)] = [stat.st_size, stat.st_mtime_ns]
+            if (state := file_state(path)) is not None:  # None: gone between listing and looking
+                found[os.path.relpath(path, root)] = state
     return found
 
 
