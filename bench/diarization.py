@@ -13,8 +13,8 @@ alarm and confused speech over the reference speech, voices mapped one to one), 
 how often the count is right; then the counts found in three-speakers-en.wav,
 stereo_diarization.wav downmixed to mono, and single voices; then, on one-hour
 recordings of two voices and of one (heard again by the segmentation model, where a
-second voice may hide), the time and peak memory diarization adds, and on a --minutes
-two-voice recording the share of `transcribe`'s time that diarization takes.
+second voice may hide), the time and peak memory diarization adds, and on --minutes
+recordings of two voices and of one the share of `transcribe`'s time it takes.
 
     python bench/diarization.py [--seeds 10] [--first-seed 0] [--minutes 8]
 """
@@ -206,14 +206,14 @@ def _archive_of(root: Path, audio: np.ndarray, *, persons: int) -> None:
         f'title = "Talk"\ndate = 2025-01-01\naudio = "talk.wav"\nlanguage = "auto"\n{people}', encoding="utf-8")
 
 
-def transcription_seconds(minutes: float) -> tuple[float, float]:
-    """Seconds `transcribe` takes on one --minutes two-voice recording, and of those the
-    seconds diarization takes, measured in the same run (this machine's speed drifts
-    by a tenth between two runs, more than diarization costs)."""
+def transcription_seconds(minutes: float, voices: int) -> tuple[float, float]:
+    """Seconds `transcribe` takes on one --minutes recording of ``voices`` voices (listed as
+    two persons), and of those the seconds diarization takes, measured in the same run
+    (this machine's speed drifts by a tenth between two runs, more than diarization costs)."""
     from pipeline import transcribe
     from pipeline.archive import load_archive
 
-    audio, _ = conversation(2, minutes * 60, 2)
+    audio, _ = conversation(voices, minutes * 60, 2)
     spent = []
     diarize = transcribe.diarize
 
@@ -286,9 +286,10 @@ def main() -> None:
         hour = subprocess.run([sys.executable, __file__, "--hour-child", "60", "--child-voices", str(voices)],
                               check=True, capture_output=True, text=True).stdout.split()
         print(f"one hour, {said} ({hour[2]} s): diarization {hour[0]} s, peak memory added {hour[1]} MB")
-    total, diarizing = transcription_seconds(args.minutes)
-    print(f"transcribe, {args.minutes:g} min two-voice recording: {total:.1f} s, of which diarization "
-          f"{diarizing:.1f} s: {100 * diarizing / (total - diarizing):.1f} % added to transcription")
+    for voices, said in ((2, "two-voice recording"), (1, "one-voice recording listed as two persons")):
+        total, diarizing = transcription_seconds(args.minutes, voices)
+        print(f"transcribe, {args.minutes:g} min {said}: {total:.1f} s, of which diarization "
+              f"{diarizing:.1f} s: {100 * diarizing / (total - diarizing):.1f} % added to transcription")
 
 
 if __name__ == "__main__":
