@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout
-from .archive import Archive, Episode, load_archive, read_current_transcript
+from .archive import Archive, Episode, Person, load_archive, read_current_transcript
 from .errors import PodarchiveError
 from .model import Outcome, Segment, Status, Transcript, Word
 from .redaction import REDACTED, Matcher, merge_spans
@@ -439,7 +439,8 @@ def _public_episode(archive: Archive, episode: Episode, matcher: Matcher,
     public_transcript, silence, cut = _public_transcript(episode, transcript, masking)
     # A person whose name is withheld is left out altogether, with their links.
     persons = [PublicPerson(p.name, p.role, masking.url(p.href, "href"), masking.url(p.img, "img"))
-               for p in episode.persons if masking.text(p.name, "persons") == p.name]
+               for p in _credited(episode, {segment.speaker for segment in public_transcript.segments})
+               if masking.text(p.name, "persons") == p.name]
     chapters = [PublicChapter(c.start, masking.text(c.title, "chapters"), masking.url(c.url, "chapters.url"),
                               masking.text(c.synopsis, "chapters.synopsis"), masking.keywords(c.keywords),
                               masking.text(c.title_alt, "chapters.title_alt"),
@@ -479,6 +480,17 @@ def consent_key(episode: Episode, terms: list[str]) -> str:
 
 def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def _credited(episode: Episode, heard: set[str]) -> list[Person]:
+    """The persons credited with ``episode``: those listed, under the name their voice is
+    given where episode.toml's ``speakers`` table renames it, then the other voices it
+    names that are ``heard`` (say, "Speaker 3" = "Ana Lima", a guest)."""
+    renames = {voice: name for voice, name in episode.speaker_names.items() if name in heard}
+    persons = [dataclasses.replace(person, name=renames[person.name])
+               if person.name in renames and person.name not in heard else person for person in episode.persons]
+    listed = {person.name for person in persons}
+    return persons + [Person(name) for name in dict.fromkeys(renames.values()) if name not in listed]
 
 
 def _public_transcript(episode: Episode, transcript: Transcript, masking: _Masking):

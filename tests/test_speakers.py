@@ -12,12 +12,14 @@ import webvtt
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 from scipy.io import wavfile
 
 from pipeline.archive import load_archive, load_episode
 from pipeline.audio import SAMPLE_RATE, as_float, decode, probe
 from pipeline.cli import cli
 from pipeline.errors import PodarchiveError
+from pipeline.feed import PODCAST_NS
 from pipeline.model import Segment, Transcript, Turn, Word
 from pipeline.privacy import public_view
 from pipeline.search import search
@@ -361,6 +363,33 @@ def test_a_withheld_persons_name_leaves_the_public_view_with_diarizations_turns(
     public = view.episodes[0].transcript
     assert public.turns == [] and "speakers" not in public.options and public.options["language"] == "en"
     assert "Ana" not in json.dumps(public.to_json())
+
+
+def test_the_feed_credits_voices_as_renamed_and_never_a_withheld_name(tmp_path):
+    slug = "kennedy-inaugural-1961"
+    root = copy_archive(tmp_path, [slug])
+    toml = root / "episodes" / slug / "episode.toml"
+    listed = toml.read_text("utf-8") + '[[persons]]\nname = "Narrator"\nrole = "host"\n'
+    toml.write_text(listed, "utf-8")
+    said = {"John F. Kennedy": "And so", "Nora": "my fellow", "Ana Lima": "Americans", "Speaker 4": "ask not"}
+    write_transcript(root, slug, [
+        Segment(n, 2.0 * n, 2.0 * n + 1.5, text, speaker, "en",
+                [Word(word, 2.0 * n + 0.5 * k, 2.0 * n + 0.5 * k + 0.4, 1.0) for k, word in enumerate(text.split())])
+        for n, (speaker, text) in enumerate(said.items())])
+
+    def credited(redact: str = "") -> list[tuple[str, str]]:
+        renames = 'speakers = {"Narrator" = "Nora", "Speaker 3" = "Ana Lima", "Speaker 5" = "Bo"}\n'
+        toml.write_text(redact + renames + listed, "utf-8")
+        for stage in ("render", "feed"):  # not `run`: the hand-made voices would be found again
+            result = CliRunner().invoke(cli, ["--archive", str(root), stage])
+            assert result.exit_code == 0, result.output
+        item = etree.parse(str(root / "feed" / "feed.xml")).find("channel/item")
+        return [(person.text, person.get("role")) for person in item.iter(f"{{{PODCAST_NS}}}person")]
+
+    # Bo is named but never heard; "Speaker 4" has no name to credit.
+    assert credited() == [("John F. Kennedy", "guest"), ("Nora", "host"), ("Ana Lima", "guest")]
+    assert credited('redact = ["Ana Lima"]\n') == [("John F. Kennedy", "guest"), ("Nora", "host")]
+    assert b"Ana" not in (root / "feed" / "feed.xml").read_bytes()
 
 
 def test_voices_found_for_an_older_transcript_keep_a_speaker_set_by_hand(tmp_path):
