@@ -12,9 +12,8 @@ Prints, per voice count: diarization error rate with a 0.25 s collar (missed, fa
 alarm and confused speech over the reference speech, voices mapped one to one), and
 how often the count is right; then the counts found in three-speakers-en.wav,
 stereo_diarization.wav downmixed to mono, and single voices; then, on one-hour
-recordings of two voices and of one (heard again by the segmentation model, where a
-second voice may hide), the time and peak memory diarization adds, and on --minutes
-recordings of two voices and of one the share of `transcribe`'s time it takes.
+recordings of two voices and of one, the time and peak memory diarization adds, and on
+--minutes recordings of two voices and of one the share of `transcribe`'s time it takes.
 
     python bench/diarization.py [--seeds 10] [--first-seed 0] [--minutes 8]
 """
@@ -40,7 +39,7 @@ sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(
 
 from pipeline.audio import SAMPLE_RATE, as_float, decode, probe
 from pipeline.model import Word
-from pipeline.speakers import voices_heard_together, voices_of_words
+from pipeline.speakers import voices_of_words
 from pipeline.speech import at_speech_level, speech_regions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -174,15 +173,12 @@ def _memory_mb(field: str) -> float:
 
 def _peak_memory_child(minutes: float, voices: int) -> None:
     """Run in a process of its own: diarize a recording of ``voices`` voices held as 16-bit
-    samples (as transcription holds it), print seconds and the peak memory it adds in MB.
-    One voice is also heard by the segmentation model, to check for a second."""
+    samples (as transcription holds it), print seconds and the peak memory it adds in MB."""
     audio, _ = conversation(voices, minutes * 60, 1)
     words = speech_words(audio)
     samples16 = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
     del audio
-    # The models loaded, as transcription has whisper's
-    voices_of_words(samples16[:SAMPLE_RATE * 30], words[:50])
-    voices_heard_together(samples16[:SAMPLE_RATE * 10])
+    voices_of_words(samples16[:SAMPLE_RATE * 30], words[:50])  # the models loaded, as transcription has whisper
     with open("/proc/self/clear_refs", "w") as refs:  # the peak (VmHWM) starts again from here
         refs.write("5")
     before = _memory_mb("VmRSS")
@@ -282,7 +278,7 @@ def main() -> None:
               f"| {len({who for *_, who in diarized(audio, voices)})} |")
 
     print()
-    for voices, said in ((2, "two voices"), (1, "one voice, heard again by segmentation")):
+    for voices, said in ((2, "two voices"), (1, "one voice")):
         hour = subprocess.run([sys.executable, __file__, "--hour-child", "60", "--child-voices", str(voices)],
                               check=True, capture_output=True, text=True).stdout.split()
         print(f"one hour, {said} ({hour[2]} s): diarization {hour[0]} s, peak memory added {hour[1]} MB")

@@ -3,9 +3,10 @@
 Words are grouped into pieces of speech (cut at pauses, and every PIECE_SECONDS); each
 piece is heard by resemblyzer's voice encoder (Apache-2.0, shipped converted to ONNX in
 pipeline/data, run by onnxruntime, which faster-whisper already installs) and the pieces
-are clustered by voice. Where they come out as one voice, pyannote's segmentation model
-(MIT, shipped the same way) listens for people speaking within the same 10 s, talking
-over each other included: the voices are at least as many as it hears. Voices are named after the episode's persons in the order they
+are clustered by voice. pyannote's segmentation model (MIT, shipped the same way) hears
+where one person takes over from another, pause or not, which cuts the pieces there; and
+how many speak within the same 10 s, talking over each other included: the voices are at
+least as many. Voices are named after the episode's persons in the order they
 first speak, unless a person says when they can be heard (``voice_at``); voices beyond
 the persons are "Speaker 3", …; episode.toml's ``speakers`` table renames them.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from itertools import groupby
+from itertools import groupby, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,11 @@ CHUNKS_AT_ONCE = 4  # 60 MB at a time; 32 took 340 MB, for an eighth less time
 # 0.5 s it counted 3 in two 2-voice conversations); stereo_diarization.wav's second
 # voice, under the first, is heard for 2.1 s.
 LOCAL_SPEAKER_SECONDS = 1.0
+# A speaker heard alone this long is a turn: pieces of speech are cut where one turn
+# gives way to another, pause or not. Measured on bench/diarization.py's conversations,
+# and on the same with no pause between turns (0 to 0.1 s), at 0.3, 0.6 and 1 s: 0.3 s
+# lowered DER the most.
+TURN_SECONDS = 0.3
 # Pieces clustered pairwise at most: beyond, the longest are, and the rest take the
 # nearest voice (memory grows with the square of the pieces).
 MAX_CLUSTERED_PIECES = 3000
@@ -132,22 +138,54 @@ def _segmentation():
     return onnxruntime.InferenceSession(str(SEGMENTATION), options, providers=["CPUExecutionProvider"])
 
 
-def voices_heard_together(samples: np.ndarray) -> int:
-    """The most people segmentation hears speak within one 10 s chunk of ``samples``
-    (16-bit or float, 16 kHz), at least 1. Chunks do not overlap: this is a floor under
-    the count, not a search for every turn (about 18 s for an hour on two cores)."""
+@dataclass(frozen=True)
+class Heard:
+    """What the segmentation model hears in a recording."""
+
+    together: int  # the most people speaking within one 10 s chunk, at least 1
+    changes: np.ndarray  # seconds at which one person stops and another goes on, in order
+
+
+def heard_by_segmentation(samples: np.ndarray) -> Heard:
+    """How many people speak together, and where one takes over from another, in
+    ``samples`` (16-bit or float, 16 kHz). Chunks do not overlap (about 18 s for an hour
+    on two cores): a change that falls between two chunks is left to the pauses."""
     width = int(CHUNK_SECONDS * SAMPLE_RATE)
     starts = range(0, max(len(samples), 1), width)
-    most = 1
+    together, changes = 1, []
     for first in range(0, len(starts), CHUNKS_AT_ONCE):
-        chunks = np.zeros((len(starts[first:first + CHUNKS_AT_ONCE]), 1, width), np.float32)
-        for row, start in enumerate(starts[first:first + CHUNKS_AT_ONCE]):
+        batch = starts[first:first + CHUNKS_AT_ONCE]
+        chunks = np.zeros((len(batch), 1, width), np.float32)
+        for row, start in enumerate(batch):
             chunk = as_float(samples[start:start + width])
             chunks[row, 0, :len(chunk)] = chunk
         classes = _segmentation().run(None, {"waveforms": chunks})[0].argmax(-1)
         seconds = POWERSET[classes].sum(axis=1) * SEGMENTATION_FRAME_SECONDS  # (chunk, local speaker)
-        most = max(most, int((seconds >= LOCAL_SPEAKER_SECONDS).sum(axis=1).max()))
-    return most
+        together = max(together, int((seconds >= LOCAL_SPEAKER_SECONDS).sum(axis=1).max()))
+        for start, frames in zip(batch, classes):
+            changes += [start / SAMPLE_RATE + frame * SEGMENTATION_FRAME_SECONDS for frame in _changes(frames)]
+    return Heard(together, np.array(changes))
+
+
+def _changes(classes: np.ndarray) -> list[float]:
+    """The frames (halfway, so possibly fractional) at which one local speaker, heard
+    alone, is followed by another heard alone, across silence or both talking at once.
+    A speaker alone for less than TURN_SECONDS is no turn of their own."""
+    runs: list[list[int]] = []  # [speaker, first frame, last frame]
+    for frame in np.flatnonzero((classes >= 1) & (classes <= 3)):  # one speaker alone
+        if runs and runs[-1][0] == classes[frame]:
+            runs[-1][2] = frame
+        else:
+            runs.append([int(classes[frame]), frame, frame])
+    turns: list[list[int]] = []
+    for speaker, first, last in runs:
+        if (last - first + 1) * SEGMENTATION_FRAME_SECONDS < TURN_SECONDS:
+            continue
+        if turns and turns[-1][0] == speaker:
+            turns[-1][2] = last
+        else:
+            turns.append([speaker, first, last])
+    return [(before[2] + after[1]) / 2 for before, after in pairwise(turns)]
 
 
 @cache
@@ -200,13 +238,15 @@ def voice_embeddings(samples: np.ndarray, spans: list[tuple[float, float]]) -> n
     return _unit(embedded)
 
 
-def _pieces(words: list[Word], piece_seconds: float = PIECE_SECONDS) -> list[list[int]]:
+def _pieces(words: list[Word], changes: np.ndarray, piece_seconds: float = PIECE_SECONDS) -> list[list[int]]:
     """Indices of ``words`` (in time order) grouped into pieces of one voice: runs without
-    a pause, a long run cut into pieces of about ``piece_seconds`` (measured: pieces of 1.5
-    to 4.5 s hear a voice more steadily than ones cut at 3 s, whose last bit is short)."""
+    a pause or a change of speaker (at ``changes``, seconds), a long run cut into pieces of
+    about ``piece_seconds`` (measured: pieces of 1.5 to 4.5 s hear a voice more steadily
+    than ones cut at 3 s, whose last bit is short)."""
+    turn = np.searchsorted(changes, [(word.start + word.end) / 2 for word in words])
     runs: list[list[int]] = []
     for n, word in enumerate(words):
-        if runs and word.start - words[runs[-1][-1]].end < PAUSE_SECONDS:
+        if runs and word.start - words[runs[-1][-1]].end < PAUSE_SECONDS and turn[n] == turn[runs[-1][-1]]:
             runs[-1].append(n)
         else:
             runs.append([n])
@@ -296,24 +336,29 @@ def voices_of_words(samples: np.ndarray, words: list[Word], count: int | None = 
     float at 16 kHz), voices numbered from 0 in the order they are first heard."""
     if not words:
         return []
-    pieces = _pieces(words)
+    heard = heard_by_segmentation(samples)
+    voices = _voices(samples, words, count, heard.changes)
+    # Voices too alike for the encoder, or talking over each other: there are at least as
+    # many as are heard together.
+    if count is None and heard.together > max(voices) + 1:
+        voices = _voices(samples, words, heard.together, heard.changes)
+    return voices
+
+
+def _voices(samples: np.ndarray, words: list[Word], count: int | None, changes: np.ndarray) -> list[int]:
+    pieces = _pieces(words, changes)
     seconds = _seconds(words, pieces)
     if count and np.count_nonzero(seconds >= CLUSTERED_SECONDS) < count:
-        pieces = _pieces(words, SHORT_PIECE_SECONDS)
+        pieces = _pieces(words, changes, SHORT_PIECE_SECONDS)
         seconds = _seconds(words, pieces)
     embeddings = voice_embeddings(samples, [(words[piece[0]].start, words[piece[0]].start + length)
                                             for piece, length in zip(pieces, seconds)])
     clustered = np.flatnonzero(seconds >= CLUSTERED_SECONDS)
     if len(clustered) > MAX_CLUSTERED_PIECES:
         clustered = np.sort(clustered[np.argsort(-seconds[clustered])[:MAX_CLUSTERED_PIECES]])
-    found = cluster_voices(embeddings[clustered], seconds[clustered], count) if len(clustered) >= 2 else np.zeros(1, int)
-    # Voices too alike for the encoder, or talking over each other: there are at least as
-    # many as are heard together. Only checked where one voice was found: on
-    # bench/diarization.py's conversations of 2 to 4 voices it never changed a count.
-    if count is None and found.max() == 0 and (together := voices_heard_together(samples)) > 1:
-        return voices_of_words(samples, words, together)
     if len(clustered) < 2:
         return [0] * len(words)
+    found = cluster_voices(embeddings[clustered], seconds[clustered], count)
     labels = np.argmax(embeddings @ _centroids(embeddings[clustered], seconds[clustered], found).T, axis=1)
     labels[clustered] = found
     first_heard = {voice: n for n, voice in enumerate(dict.fromkeys(labels.tolist()))}

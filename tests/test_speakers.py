@@ -27,9 +27,9 @@ from pipeline.speakers import (
     SAME_VOICE_SIMILARITY,
     SpeakerOptions,
     cluster_voices,
+    heard_by_segmentation,
     speaker_options,
     voice_names,
-    voices_heard_together,
     voices_of_words,
 )
 from pipeline.speech import at_speech_level, speech_regions
@@ -331,12 +331,28 @@ def test_voices_talking_over_each_other_without_a_pause_are_two(count):
 
 
 def test_segmentation_hears_two_people_only_where_two_talk():
-    assert voices_heard_together(_samples(STEREO)) == 2
-    assert voices_heard_together(_samples(CLIPS / "three-speakers-en.wav")) >= 2
+    assert heard_by_segmentation(_samples(STEREO)).together == 2
+    assert heard_by_segmentation(_samples(CLIPS / "three-speakers-en.wav")).together >= 2
     for one_voice in (JFK, EJ_FRA, CLIPS / "sonnet001.mp3", CLIPS / "fleurs-fr-001.ogg"):
-        assert voices_heard_together(_samples(one_voice)) == 1, one_voice
-    assert voices_heard_together(np.zeros(SAMPLE_RATE // 2, np.int16)) == 1
-    assert voices_heard_together(np.zeros(0, np.float32)) == 1
+        assert heard_by_segmentation(_samples(one_voice)).together == 1, one_voice
+    for nothing in (np.zeros(SAMPLE_RATE // 2, np.int16), np.zeros(0, np.float32)):
+        heard = heard_by_segmentation(nothing)
+        assert heard.together == 1 and len(heard.changes) == 0
+
+
+def test_a_turn_taken_without_a_pause_is_heard_and_cuts_the_piece_there():
+    first, second = _regions(JFK)[0], _regions(CLIPS / "sonnet001.mp3")[1]
+    first, second = (clip / (np.sqrt(np.mean(clip ** 2)) + 1e-9) * 0.05 for clip in (first, second))
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), first, second, np.zeros(SAMPLE_RATE, np.float32)])
+    taken_over = 1 + len(first) / SAMPLE_RATE
+    changes = heard_by_segmentation(audio).changes
+    assert len(changes) >= 1 and min(abs(changes - taken_over)) < 0.3, (changes, taken_over)
+    words = [word for word in _every(0.3, len(audio) / SAMPLE_RATE) if 1.0 <= word.start < len(audio) / SAMPLE_RATE - 1]
+    voices = voices_of_words(audio, words, count=2)
+    # Cut every 3 s only, the piece from 1.2 to 4.2 s would give sonnet's first words to JFK.
+    said_first = [voice for word, voice in zip(words, voices) if word.end < taken_over]
+    said_second = [voice for word, voice in zip(words, voices) if word.start > taken_over]
+    assert set(said_first) == {0} and set(said_second) == {1}
 
 
 @pytest.mark.parametrize("similarity, voices", [(SAME_VOICE_SIMILARITY - 0.03, 2), (SAME_VOICE_SIMILARITY + 0.02, 1)])
