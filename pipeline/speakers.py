@@ -172,7 +172,7 @@ def _changes(classes: np.ndarray) -> list[float]:
     alone, is followed by another heard alone, across silence or both talking at once.
     A speaker alone for less than TURN_SECONDS is no turn of their own."""
     runs: list[list[int]] = []  # [speaker, first frame, last frame]
-    for frame in np.flatnonzero((classes >= 1) & (classes <= 3)):  # one speaker alone
+    for frame in np.flatnonzero(POWERSET[classes].sum(axis=1) == 1):  # one speaker alone
         if runs and runs[-1][0] == classes[frame]:
             runs[-1][2] = frame
         else:
@@ -337,22 +337,28 @@ def voices_of_words(samples: np.ndarray, words: list[Word], count: int | None = 
     if not words:
         return []
     heard = heard_by_segmentation(samples)
-    voices = _voices(samples, words, count, heard.changes)
+    embedded: dict[tuple, np.ndarray] = {}
+    voices = _voices(samples, words, count, heard.changes, embedded)
     # Voices too alike for the encoder, or talking over each other: there are at least as
     # many as are heard together.
     if count is None and heard.together > max(voices) + 1:
-        voices = _voices(samples, words, heard.together, heard.changes)
+        voices = _voices(samples, words, heard.together, heard.changes, embedded)
     return voices
 
 
-def _voices(samples: np.ndarray, words: list[Word], count: int | None, changes: np.ndarray) -> list[int]:
+def _voices(samples: np.ndarray, words: list[Word], count: int | None, changes: np.ndarray,
+            embedded: dict[tuple, np.ndarray]) -> list[int]:
+    """voices_of_words for pieces cut at ``changes``; ``embedded`` keeps the pieces heard
+    by the encoder, for a second clustering of the same pieces."""
     pieces = _pieces(words, changes)
     seconds = _seconds(words, pieces)
     if count and np.count_nonzero(seconds >= CLUSTERED_SECONDS) < count:
         pieces = _pieces(words, changes, SHORT_PIECE_SECONDS)
         seconds = _seconds(words, pieces)
-    embeddings = voice_embeddings(samples, [(words[piece[0]].start, words[piece[0]].start + length)
-                                            for piece, length in zip(pieces, seconds)])
+    spans = tuple((words[piece[0]].start, words[piece[0]].start + length) for piece, length in zip(pieces, seconds))
+    if spans not in embedded:
+        embedded[spans] = voice_embeddings(samples, list(spans))
+    embeddings = embedded[spans]
     clustered = np.flatnonzero(seconds >= CLUSTERED_SECONDS)
     if len(clustered) > MAX_CLUSTERED_PIECES:
         clustered = np.sort(clustered[np.argsort(-seconds[clustered])[:MAX_CLUSTERED_PIECES]])
