@@ -20,8 +20,8 @@ TENSOR_REBUILDERS = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_
 
 
 class _Storage:
-    def __init__(self, dtype, numel: int | None = None):
-        self.dtype, self.numel, self.data = dtype, numel, None
+    def __init__(self, dtype):
+        self.dtype, self.data = dtype, None
 
 
 class _Tensor:
@@ -35,13 +35,13 @@ class _Tensor:
 
 
 class _StandIn:
-    """Whatever a checkpoint pickled besides tensors: kept, never run."""
+    """Whatever a checkpoint pickled besides tensors: read past, never run, its contents dropped."""
 
     def __init__(self, *args, **kwargs):
-        self.args = args
+        pass
 
     def __setstate__(self, state):
-        self.state = state
+        pass
 
 
 class _CheckpointUnpickler(pickle.Unpickler):
@@ -62,10 +62,10 @@ class _CheckpointUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a weights checkpoint")
 
     def persistent_load(self, saved_id):
-        kind, storage_type, key, _location, numel, *view = saved_id
+        kind, storage_type, key, _location, _numel, *view = saved_id
         if kind != "storage" or any(view):
             raise pickle.UnpicklingError(f"unexpected persistent id {saved_id!r}")
-        return self.storages.setdefault(key, _Storage(STORAGE_TYPES[storage_type], numel))
+        return self.storages.setdefault(key, _Storage(STORAGE_TYPES[storage_type]))
 
 
 def arrays(state: dict) -> dict[str, np.ndarray]:
